@@ -1,0 +1,77 @@
+"""CUDA kernels: ``numba.cuda.jit``, one thread per neuron, the whole time loop inside the thread.
+
+The same scalar step and backward functions as the CPU kernels are called from the device code
+(numba compiles ``@njit`` functions for the CUDA target), so no dynamics are written twice.
+Arrays are CuPy arrays, torch CUDA tensors or anything with ``__cuda_array_interface__``; without a
+GPU these kernels run in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), which the tests use.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from neuro.kernels.codegen import load, names
+from neuro.kernels.cpu import _imports
+from neuro.models._base import Dynamics
+
+THREADS = 128
+
+
+def _forward_source(dyn: Dynamics) -> str:
+    S, P, O = len(dyn.state), len(dyn.params), len(dyn.options)
+    s, p, o = names("s", S), names("p", P), names("o", O)
+    lines = ["from numba import cuda", "", "", "@cuda.jit", "def forward(x, state, params, opts, dt, spikes, rec, record):",
+             "    i = cuda.grid(1)", "    if i >= x.shape[1]:", "        return"]
+    lines += [f"    {v} = state[{k}, i]" for k, v in enumerate(s)]
+    lines += [f"    {v} = params[{k}, i]" for k, v in enumerate(p)]
+    lines += [f"    {v} = opts[{k}]" for k, v in enumerate(o)]
+    lines += ["    for t in range(x.shape[0]):",
+              f"        {', '.join(s)}, spk = _step({', '.join(s + ['x[t, i]'] + p + o + ['dt'])})",
+              "        spikes[t, i] = spk", "        if record:"]
+    lines += [f"            rec[t, {k}, i] = {v}" for k, v in enumerate(s)]
+    lines += [f"    state[{k}, i] = {v}" for k, v in enumerate(s)]
+    return "\n".join(lines) + "\n"
+
+
+def _backward_source(dyn: Dynamics) -> str:
+    S, P, O = len(dyn.state), len(dyn.params), len(dyn.options)
+    p, o = names("p", P), names("o", O)
+    gs, gp, prev = names("gs", S), names("gp", P), names("prev", S)
+    lines = ["from numba import cuda", "", "", "@cuda.jit",
+             "def backward(x, init, rec, params, opts, dt, slope, g_spikes, g_rec, g_x, g_params, g_state,"
+             " has_grec):",
+             "    i = cuda.grid(1)", "    if i >= x.shape[1]:", "        return"]
+    lines += [f"    {v} = params[{k}, i]" for k, v in enumerate(p)]
+    lines += [f"    {v} = opts[{k}]" for k, v in enumerate(o)]
+    lines += [f"    {v} = g_state[{k}, i]" for k, v in enumerate(gs)]
+    lines += [f"    acc{k} = g_params[{k}, i]" for k in range(P)]
+    lines += ["    for tt in range(x.shape[0]):", "        t = x.shape[0] - 1 - tt", "        if t > 0:"]
+    lines += [f"            {v} = rec[t - 1, {k}, i]" for k, v in enumerate(prev)]
+    lines += ["        else:"]
+    lines += [f"            {v} = init[{k}, i]" for k, v in enumerate(prev)]
+    lines += ["        if has_grec:"]
+    lines += [f"            {v} += g_rec[t, {k}, i]" for k, v in enumerate(gs)]
+    call = ", ".join(prev + ["x[t, i]"] + p + o + ["dt", "slope", "g_spikes[t, i]"] + gs)
+    lines += [f"        {', '.join(gs)}, gx, {', '.join(gp)} = _backward({call})", "        g_x[t, i] = gx"]
+    lines += [f"        acc{k} += {v}" for k, v in enumerate(gp)]
+    lines += [f"    g_state[{k}, i] = {v}" for k, v in enumerate(gs)]
+    lines += [f"    g_params[{k}, i] = acc{k}" for k in range(P)]
+    return "\n".join(lines) + "\n"
+
+
+@lru_cache(maxsize=None)
+def forward_kernel(dyn: Dynamics):
+    head, _ = _imports(dyn)
+    return load(f"{dyn.name}_cuda_fwd", head + _forward_source(dyn)).forward
+
+
+@lru_cache(maxsize=None)
+def backward_kernel(dyn: Dynamics, surrogate_grad):
+    if dyn.make_backward is None:
+        raise ValueError(f"model {dyn.name!r} has no backward step (it is not trainable)")
+    head, inject = _imports(dyn, surrogate_grad)
+    return load(f"{dyn.name}_cuda_bwd", head + _backward_source(dyn), inject).backward
+
+
+def launch_config(n: int) -> tuple[int, int]:
+    return (n + THREADS - 1) // THREADS, THREADS

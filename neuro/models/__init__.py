@@ -1,0 +1,30 @@
+"""Neuron models, each defined once as numba scalar functions (see :mod:`neuro.models._base`).
+
+========== ============================================== ========== ==========
+class      dynamics                                       trainable  NIR node
+========== ============================================== ========== ==========
+IF         integrate-and-fire (LIF dynamics, decay 1)     yes        IF
+LIF        leaky integrate-and-fire (exact integration)   yes        LIF
+CubaLIF    LIF with exponential synaptic current          yes        CubaLIF
+ALIF       LIF with adaptive threshold                    yes        (none)
+Izhikevich quadratic 2-D model (forward Euler)            no         (none)
+AdEx       adaptive exponential IF (forward Euler)        no         (none)
+========== ============================================== ========== ==========
+
+Each module (``neuro.models.lif`` ...) holds the scalar ``step`` (and ``make_backward``), its
+``DYNAMICS`` description for :mod:`neuro.kernels`, and the public class with physical parameters.
+"""
+
+from neuro.models._base import Dynamics
+from neuro.models._neuron import NeuronModel, SimulationResult
+from neuro.models.adex import AdEx
+from neuro.models.alif import ALIF
+from neuro.models.cuba_lif import CubaLIF
+from neuro.models.if_ import IF
+from neuro.models.izhikevich import Izhikevich
+from neuro.models.lif import LIF
+
+ALL_DYNAMICS = {m.dynamics.name: m.dynamics for m in (LIF, CubaLIF, ALIF, Izhikevich, AdEx)}
+
+__all__ = ["IF", "LIF", "CubaLIF", "ALIF", "Izhikevich", "AdEx", "Dynamics", "NeuronModel", "SimulationResult",
+           "ALL_DYNAMICS"]

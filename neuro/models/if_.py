@@ -1,0 +1,49 @@
+"""Integrate-and-fire neuron without leak (NIR ``IF``); the neuron of ANN-to-SNN conversion.
+
+Equations::
+
+    dv/dt = R I(t)            (NIR: ``nir.IF(r, v_threshold, v_reset)``)
+    spike when v > v_thresh, then v -= v_thresh (``reset="subtract"``, the conversion default) or v = v_reset
+
+Discrete step: ``v[t] = v[t-1] + gain x[t]`` with ``gain = R dt`` (exact: the ODE has no decay).
+IF is the LIF dynamics with ``decay = 1``; it shares LIF's kernels (see :mod:`neuro.models.lif`).
+
+Example:
+    >>> import numpy as np
+    >>> from neuro.models import IF
+    >>> res = IF(v_thresh=1.0).simulate(np.full((8, 1), 0.25, np.float32), dt=1.0)
+    >>> res.spikes[:, 0].tolist()
+    [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuro.models._neuron import NeuronModel, as_param
+from neuro.models.lif import DYNAMICS
+
+
+class IF(NeuronModel):
+    """Integrate-and-fire. Args: ``r`` (input resistance, gain per ms), ``v_thresh``, ``v_reset``,
+    ``v_init`` (initial membrane, e.g. ``v_thresh / 2`` for conversion), ``reset`` and ``reset_delay``
+    as in :class:`~neuro.models.LIF`."""
+
+    dynamics = DYNAMICS
+
+    def __init__(self, r=1.0, v_thresh=1.0, v_reset=0.0, v_init=0.0, tau_refrac=0.0, reset: str = "subtract",
+                 reset_delay: bool = False):
+        self.r = as_param("r", r)
+        self.v_thresh = as_param("v_thresh", v_thresh)
+        self.v_reset = as_param("v_reset", v_reset)
+        self.v_init = as_param("v_init", v_init)
+        self.tau_refrac = as_param("tau_refrac", tau_refrac, nonnegative=True)
+        self._set_reset(reset, reset_delay)
+
+    def kernel_params(self, dt: float) -> dict[str, np.ndarray]:
+        dt = self._dt(dt)
+        return self._pack(decay=1.0, gain=self.r * dt, v_leak=0.0, threshold=self.v_thresh, v_reset=self.v_reset,
+                          t_ref=np.round(self.tau_refrac / dt))
+
+    def initial_state(self, n: int) -> dict[str, np.ndarray]:
+        return self._state(n, v=self.v_init, ref=0.0)

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install neuro-snn with its test dependencies and run the whole test suite:
+#   1. the CPU suite;
+#   2. the CUDA kernels in Numba's CUDA simulator, which must be enabled before numba is imported,
+#      so it runs in its own pytest process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh dev
+export NUMBA_NUM_THREADS="${NUMBA_NUM_THREADS:-2}"
+python -m pytest tests -m "not cudasim" "$@"
+NUMBA_ENABLE_CUDASIM=1 python -m pytest tests -m cudasim "$@"
