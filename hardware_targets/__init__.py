@@ -1,0 +1,1 @@
+"""Chip targets: one module per chip family (device spec, fit report, emitter)."""

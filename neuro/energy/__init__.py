@@ -1,0 +1,1 @@
+"""Energy estimation from real network activity, per layer and per device."""

@@ -1,0 +1,1 @@
+"""NIR import and export (the graph every network can become)."""

@@ -1,0 +1,1 @@
+"""PyTorch modules whose whole time loop runs in one fused kernel call (surrogate-gradient training)."""

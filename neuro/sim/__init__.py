@@ -1,0 +1,1 @@
+"""Clock-driven network simulator: populations, projections, delays, plasticity, monitors."""
