@@ -34,13 +34,11 @@ _EXP_CAP = np.float32(20.0)
 
 @numba.njit(inline="always")
 def step(v, w, ref, x, cm, g_l, e_l, delta_t, v_t, tau_w, a, b, v_reset, v_peak, t_ref, dt):
-    if ref > _ZERO:
-        return v_reset, w + dt * (a * (v - e_l) - w) / tau_w, ref - _ONE, _ZERO
+    w_new = w + dt * ((a * (v - e_l) - w) / tau_w)
+    if ref > _ZERO:  # clamped at v_reset; adaptation still relaxes
+        return v_reset, w_new, ref - _ONE, _ZERO
     arg = min((v - v_t) / delta_t, _EXP_CAP)
-    dv = (-g_l * (v - e_l) + g_l * delta_t * np.exp(arg) - w + x) / cm
-    dw = (a * (v - e_l) - w) / tau_w
-    v_new = v + dt * dv
-    w_new = w + dt * dw
+    v_new = v + dt * ((-g_l * (v - e_l) + g_l * delta_t * np.exp(arg) - w + x) / cm)
     if v_new > v_peak:
         return v_reset, w_new + b, t_ref, _ONE
     return v_new, w_new, ref, _ZERO
