@@ -31,7 +31,13 @@ __all__ = ["forward", "backward", "forward_packed", "backward_packed", "pack_par
 
 
 def _is_cuda(a) -> bool:
-    return hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
+    """True for device arrays: CuPy, torch CUDA tensors, numba device arrays (also the simulator's)."""
+    if isinstance(a, np.ndarray):
+        return False
+    if hasattr(a, "__cuda_array_interface__"):
+        return True
+    # numba's device arrays, including the CUDA simulator's FakeCUDAArray (no array interface there)
+    return type(a).__module__.startswith("numba.cuda") and hasattr(a, "copy_to_host")
 
 
 def pack_params(dyn: Dynamics, params: Mapping[str, object], n: int) -> np.ndarray:

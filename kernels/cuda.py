@@ -27,6 +27,8 @@ def _forward_source(dyn: Dynamics) -> str:
     lines += [f"    {v} = opts[{k}]" for k, v in enumerate(o)]
     lines += ["    for t in range(x.shape[0]):",
               f"        {', '.join(s)}, spk = _step({', '.join(s + ['x[t, i]'] + p + o + ['dt'])})",
+              # keep float32 between steps (the CUDA simulator would otherwise carry Python floats)
+              *[f"        {v} = np.float32({v})" for v in s],
               "        spikes[t, i] = spk", "        if record:"]
     lines += [f"            rec[t, {k}, i] = {v}" for k, v in enumerate(s)]
     lines += [f"    state[{k}, i] = {v}" for k, v in enumerate(s)]
@@ -53,6 +55,7 @@ def _backward_source(dyn: Dynamics) -> str:
     lines += [f"            {v} += g_rec[t, {k}, i]" for k, v in enumerate(gs)]
     call = ", ".join(prev + ["x[t, i]"] + p + o + ["dt", "slope", "g_spikes[t, i]"] + gs)
     lines += [f"        {', '.join(gs)}, gx, {', '.join(gp)} = _backward({call})", "        g_x[t, i] = gx"]
+    lines += [f"        {v} = np.float32({v})" for v in gs]
     lines += [f"        acc{k} += {v}" for k, v in enumerate(gp)]
     lines += [f"    g_state[{k}, i] = {v}" for k, v in enumerate(gs)]
     lines += [f"    g_params[{k}, i] = acc{k}" for k in range(P)]

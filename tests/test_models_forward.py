@@ -115,7 +115,7 @@ def test_izhikevich_matches_reference(shape, regime, seed, dt):
     spikes, rec = kernels.forward(izhikevich.DYNAMICS, x, state, p, {}, dt=dt, record=True)
     s_ref, v_ref = ref.izhikevich(x, p, dt, v0, u0)
     np.testing.assert_array_equal(spikes, s_ref)
-    np.testing.assert_allclose(rec[:, 0], v_ref, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(rec[:, 0], v_ref, rtol=1e-6, atol=1e-6)
 
 
 @SETTINGS
