@@ -87,7 +87,8 @@ def main() -> None:
     bytes_per_update = 8  # read x (float32) + write spike (float32)
     roofline = copy_bw / bytes_per_update
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numba threads {args.threads}")
+    cpu_name = platform.processor() or platform.machine()
+    print(f"machine: {cpu_name}, {os.cpu_count()} cores, numba threads {args.threads}")
     print(f"LIF forward N={n:,} T={T}: {kernel_s * 1e3:.1f} ms  ({updates_per_s / 1e9:.3f} G updates/s, "
           f"firing prob {rate:.3f}, first-call compile/load {compile_s:.2f} s)")
     print(f"copy {copy_bw / 1e9:.2f} GB/s, read {read_bw / 1e9:.2f} GB/s -> roofline "

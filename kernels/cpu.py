@@ -11,9 +11,10 @@ Each neuron is independent, so any thread count gives the same spikes.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from neuro.kernels.codegen import importable_name, load, names
+
 from neuro.models._base import Dynamics
 
 BLOCK = 4096
@@ -51,8 +52,8 @@ def _load_options(o: list[str], values: tuple[int, ...] | None) -> str:
 
 
 def _forward_source(dyn: Dynamics, options: tuple[int, ...] | None = None) -> str:
-    S, P, O = len(dyn.state), len(dyn.params), len(dyn.options)
-    s, p, o = names("s", S), names("p", P), names("o", O)
+    S, P, n_opt = len(dyn.state), len(dyn.params), len(dyn.options)
+    s, p, o = names("s", S), names("p", P), names("o", n_opt)
     load_o = _load_options(o, options)
     call = ", ".join([f"{v}[i]" for v in s] + ["xt[i]"] + [f"{v}[i]" for v in p] + o + ["dt"])
     new = names("n", S)
@@ -91,8 +92,8 @@ def forward(x, state, params, opts, dt, spikes, rec, block, record):
 
 
 def _backward_source(dyn: Dynamics, options: tuple[int, ...] | None = None) -> str:
-    S, P, O = len(dyn.state), len(dyn.params), len(dyn.options)
-    o = names("o", O)
+    S, P, n_opt = len(dyn.state), len(dyn.params), len(dyn.options)
+    o = names("o", n_opt)
     gs, gp, p = names("gs", S), names("gp", P), names("p", P)
     load_o = _load_options(o, options)
 
@@ -111,6 +112,8 @@ def _backward_source(dyn: Dynamics, options: tuple[int, ...] | None = None) -> s
         grec_rows = "".join(f"        gr{k} = g_rec[t, {k}, lo:hi]\n" for k in range(S)) if with_grec else ""
         prev_rows = "".join(f"            prev{k} = rec[t - 1, {k}, lo:hi]\n" for k in range(S))
         init_rows = "".join(f"            prev{k} = init[{k}, lo:hi]\n" for k in range(S))
+        write_back = "".join(f"    g_state[{k}, lo:hi] = c{k}\n" for k in range(S)) + "".join(
+            f"    g_params[{k}, lo:hi] = a{k}\n" for k in range(P))
         out.append(f"""
 @{_JIT}
 def _bblock{suffix}(x, init, rec, params, opts, dt, slope, g_spikes, g_rec, g_x, g_params, g_state, lo, hi):
@@ -122,7 +125,7 @@ def _bblock{suffix}(x, init, rec, params, opts, dt, slope, g_spikes, g_rec, g_x,
         gst = g_spikes[t, lo:hi]
         gxt = g_x[t, lo:hi]
 {grec_rows}        for i in range(m):
-{step_body(with_grec)}{"".join(f"    g_state[{k}, lo:hi] = c{k}{chr(10)}" for k in range(S))}{"".join(f"    g_params[{k}, lo:hi] = a{k}{chr(10)}" for k in range(P))}
+{step_body(with_grec)}{write_back}
 """)
     out.append(f"""
 @{_PJIT}
@@ -140,7 +143,7 @@ def backward(x, init, rec, params, opts, dt, slope, g_spikes, g_rec, g_x, g_para
     return "".join(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def forward_kernel(dyn: Dynamics, options: tuple[int, ...] | None = None):
     """The jitted multi-step forward kernel of ``dyn`` (compiled on first call, cached on disk),
     specialised for the given option values (or reading them from ``opts`` at run time if None)."""
@@ -148,7 +151,7 @@ def forward_kernel(dyn: Dynamics, options: tuple[int, ...] | None = None):
     return load(f"{dyn.name}_cpu_fwd", head + _forward_source(dyn, options)).forward
 
 
-@lru_cache(maxsize=None)
+@cache
 def backward_kernel(dyn: Dynamics, surrogate_grad, options: tuple[int, ...] | None = None):
     """The jitted reverse-time backward kernel of ``dyn`` with the given surrogate derivative."""
     if dyn.make_backward is None:

@@ -8,19 +8,21 @@ GPU these kernels run in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), wh
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from neuro.kernels.codegen import load, names
 from neuro.kernels.cpu import _imports
+
 from neuro.models._base import Dynamics
 
 THREADS = 128
 
 
 def _forward_source(dyn: Dynamics) -> str:
-    S, P, O = len(dyn.state), len(dyn.params), len(dyn.options)
-    s, p, o = names("s", S), names("p", P), names("o", O)
-    lines = ["from numba import cuda", "", "", "@cuda.jit", "def forward(x, state, params, opts, dt, spikes, rec, record):",
+    S, P, n_opt = len(dyn.state), len(dyn.params), len(dyn.options)
+    s, p, o = names("s", S), names("p", P), names("o", n_opt)
+    lines = ["from numba import cuda", "", "", "@cuda.jit",
+             "def forward(x, state, params, opts, dt, spikes, rec, record):",
              "    i = cuda.grid(1)", "    if i >= x.shape[1]:", "        return"]
     lines += [f"    {v} = state[{k}, i]" for k, v in enumerate(s)]
     lines += [f"    {v} = params[{k}, i]" for k, v in enumerate(p)]
@@ -36,8 +38,8 @@ def _forward_source(dyn: Dynamics) -> str:
 
 
 def _backward_source(dyn: Dynamics) -> str:
-    S, P, O = len(dyn.state), len(dyn.params), len(dyn.options)
-    p, o = names("p", P), names("o", O)
+    S, P, n_opt = len(dyn.state), len(dyn.params), len(dyn.options)
+    p, o = names("p", P), names("o", n_opt)
     gs, gp, prev = names("gs", S), names("gp", P), names("prev", S)
     lines = ["from numba import cuda", "", "", "@cuda.jit",
              "def backward(x, init, rec, params, opts, dt, slope, g_spikes, g_rec, g_x, g_params, g_state,"
@@ -62,13 +64,13 @@ def _backward_source(dyn: Dynamics) -> str:
     return "\n".join(lines) + "\n"
 
 
-@lru_cache(maxsize=None)
+@cache
 def forward_kernel(dyn: Dynamics):
     head, _ = _imports(dyn)
     return load(f"{dyn.name}_cuda_fwd", head + _forward_source(dyn)).forward
 
 
-@lru_cache(maxsize=None)
+@cache
 def backward_kernel(dyn: Dynamics, surrogate_grad):
     if dyn.make_backward is None:
         raise ValueError(f"model {dyn.name!r} has no backward step (it is not trainable)")

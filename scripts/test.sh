@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh dev
 export NUMBA_NUM_THREADS="${NUMBA_NUM_THREADS:-2}"
-python -m pytest tests -m "not cudasim" "$@"
-NUMBA_ENABLE_CUDASIM=1 python -m pytest tests -m cudasim "$@"
+python -m pytest -q tests -m "not cudasim" "$@"
+NUMBA_ENABLE_CUDASIM=1 python -m pytest -q tests -m cudasim "$@"

@@ -14,7 +14,7 @@ Example:
     >>> import numpy as np
     >>> from neuro.models import Izhikevich
     >>> res = Izhikevich().simulate(np.full((2000, 1), 10.0, np.float32), dt=0.5)   # 1 s at I = 10
-    >>> 5 < res.spikes.sum() < 40
+    >>> bool(5 < res.spikes.sum() < 40)
     True
 """
 

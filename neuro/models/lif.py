@@ -116,7 +116,7 @@ class LIF(NeuronModel):
             >>> from neuro.models import LIF
             >>> cell = LIF.discrete(beta=0.9, threshold=1.0)
             >>> cell.kernel_params(dt=1.0)["decay"].item()
-            0.8999999761581543
+            0.8999999761581421
         """
         beta_arr = as_param("beta", beta, unit_interval=True)
         cell = cls(tau_m=1.0, cm=1.0, v_rest=0.0, v_thresh=threshold, v_reset=0.0, reset=reset,
