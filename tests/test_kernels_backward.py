@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from neuro import kernels, surrogate
 from neuro.models import alif, cuba_lif, lif
 
-
 SURROGATES = {
     "atan": lambda u, a: (a / 2) / (1 + (math.pi / 2 * a * u) ** 2),
     "fast_sigmoid": lambda u, k: 1 / (1 + k * u.abs()) ** 2,

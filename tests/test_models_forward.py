@@ -7,13 +7,13 @@ or none.
 
 import numpy as np
 import pytest
+import reference_models as ref
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from neuro.kernels import cpu
 
-import reference_models as ref
 from neuro import kernels
 from neuro.models import adex, alif, cuba_lif, izhikevich, lif
-from neuro.kernels import cpu
 
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 shapes = st.tuples(st.sampled_from([1, 2, 7, 40]), st.sampled_from([1, 3, 17, cpu.BLOCK + 5]))
