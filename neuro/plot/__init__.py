@@ -1,2 +1,3 @@
 """Matplotlib figures a person would rather look at than read: rasters, membrane traces, rates,
 accuracy against time steps, energy per layer. Every function returns ``(fig, ax)``."""
+from neuro.plot.energy import plot_accuracy_energy, plot_energy  # noqa: F401
