@@ -1,0 +1,101 @@
+"""The one module class every spiking layer of :mod:`neuro.nn` is: it validates the time-major input,
+lays the layer's parameters out per neuron and calls :func:`neuro.nn.functional.neuron_scan`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from neuro import surrogate as surrogate_mod
+from neuro.models._base import RESET_MODES, Dynamics
+from neuro.nn.functional import neuron_scan
+
+
+def as_parameter(name: str, value, learn: bool, unit_interval: bool = False) -> torch.Tensor:
+    """A float32 tensor (a ``nn.Parameter`` when learnable) after checking it is finite (and in [0, 1])."""
+    t = torch.as_tensor(value, dtype=torch.float32).detach().clone()
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if unit_interval and ((t < 0) | (t > 1)).any():
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    return nn.Parameter(t) if learn else t
+
+
+def check_time_major(x, name: str = "x") -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() < 3:
+        raise ValueError(f"{name} must be time-major [T, B, ...] with at least 3 dimensions, got shape "
+                         f"{tuple(x.shape)} (for a single step use x.unsqueeze(0))")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor, got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x if x.dtype == torch.float32 else x.float()
+
+
+class SpikingNeuron(nn.Module):
+    """Base of the spiking layers: a multi-step neuron population over time-major input ``[T, B, ...]``.
+
+    Subclasses set ``dynamics`` and implement :meth:`kernel_params` (name -> tensor broadcastable to one
+    sample's shape) and optionally :meth:`initial_state`.
+    """
+
+    dynamics: Dynamics
+    emits_spikes = True
+
+    def __init__(self, surrogate=None, reset: str = "subtract", reset_delay: bool = True, dt: float = 1.0):
+        super().__init__()
+        if reset not in RESET_MODES:
+            raise ValueError(f"reset must be one of {sorted(RESET_MODES)}, got {reset!r}")
+        self.surrogate = surrogate_mod.get(surrogate)
+        self.reset = reset
+        self.reset_delay = bool(reset_delay)
+        self.dt = float(dt)
+
+    # -- what subclasses provide ---------------------------------------------------------------------
+    def kernel_params(self) -> dict[str, torch.Tensor | float]:
+        raise NotImplementedError
+
+    def initial_state(self) -> dict[str, torch.Tensor | float]:
+        return {}
+
+    def options(self) -> list[int]:
+        values = {"reset_mode": RESET_MODES[self.reset], "reset_delay": int(self.reset_delay)}
+        return [values[k] for k in self.dynamics.options]
+
+    # -- the forward pass -------------------------------------------------------------------------------
+    def _rows(self, values: dict, names, sample_shape, batch: int, device) -> torch.Tensor:
+        n = batch * math.prod(sample_shape)
+        rows = []
+        for name in names:
+            v = values.get(name, 0.0)
+            v = torch.as_tensor(v, dtype=torch.float32, device=device)
+            try:
+                v = v.expand(sample_shape) if v.dim() <= len(sample_shape) else None
+            except RuntimeError:
+                v = None
+            if v is None:
+                raise ValueError(f"{type(self).__name__}: {name} of shape {tuple(torch.as_tensor(values[name]).shape)}"
+                                 f" does not broadcast to the neuron shape {tuple(sample_shape)}")
+            rows.append(v.unsqueeze(0).expand(batch, *sample_shape).reshape(n))
+        return torch.stack(rows)
+
+    def forward(self, x: torch.Tensor, return_v: bool = False):
+        """Spikes ``[T, B, ...]`` (float 0/1); with ``return_v=True`` also the membrane after each step."""
+        x = check_time_major(x)
+        T, B, sample = x.shape[0], x.shape[1], tuple(x.shape[2:])
+        params = self._rows(self.kernel_params(), self.dynamics.params, sample, B, x.device)
+        init = self._rows(self.initial_state(), self.dynamics.state, sample, B, x.device)
+        spikes, states = neuron_scan(self.dynamics, x.reshape(T, -1), params, init, self.options(), self.surrogate,
+                                     self.dt, record=return_v)
+        spikes = spikes.reshape(x.shape)
+        if not return_v:
+            return spikes
+        v = states[:, self.dynamics.state.index(self.dynamics.membrane)].reshape(x.shape)
+        return spikes, v
+
+    def extra_repr(self) -> str:
+        return f"reset={self.reset!r}, reset_delay={self.reset_delay}, surrogate={self.surrogate.name}"

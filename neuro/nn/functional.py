@@ -1,0 +1,96 @@
+"""The autograd bridge between torch and the fused kernels: one ``torch.autograd.Function`` for every
+neuron model, driven by the model's :class:`~neuro.models._base.Dynamics`.
+
+Forward runs the whole time loop in one kernel call (:func:`neuro.kernels.forward_packed`); backward runs
+the reverse-time BPTT kernel (:func:`neuro.kernels.backward_packed`). CPU tensors reach the kernels
+zero-copy through ``.numpy()``; CUDA tensors through ``__cuda_array_interface__``.
+
+Tensors are in the kernels' packed layout: ``x [T, N]``, ``params [P, N]``, ``init [S, N]``, with
+``N`` the flattened batch x neurons. Gradients to the parameters come back per neuron and torch's
+autograd reduces them through whatever broadcast built ``params`` (a per-layer ``beta`` expanded to
+``[P, N]`` gets the sum).
+
+Example:
+    >>> import torch
+    >>> from neuro.models import lif
+    >>> from neuro.nn.functional import neuron_scan
+    >>> x = torch.full((4, 2), 0.6, requires_grad=True)
+    >>> p = torch.tensor([0.9, 1.0, 0.0, 1.0, 0.0, 0.0]).repeat(2, 1).T.contiguous()   # [P=6, N=2]
+    >>> opts = torch.tensor([0, 1])   # subtract, next-step reset (snnTorch)
+    >>> spikes, states = neuron_scan(lif.DYNAMICS, x, p, torch.zeros(2, 2), opts, "atan")
+    >>> spikes[:, 0].tolist()
+    [0.0, 1.0, 0.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from neuro import kernels
+from neuro import surrogate as surrogate_mod
+from neuro.models._base import Dynamics
+
+
+def _as_array(t: torch.Tensor):
+    """Zero-copy view for the kernels: NumPy for CPU tensors, the tensor itself on CUDA."""
+    t = t.detach()
+    if t.is_cuda:
+        return t
+    return t.numpy()
+
+
+def _from_array(a, like: torch.Tensor) -> torch.Tensor:
+    if isinstance(a, np.ndarray):
+        return torch.from_numpy(a)
+    return torch.as_tensor(a, device=like.device)
+
+
+class _NeuronScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, params, init, dyn, opts_np, sg, dt, record):
+        x = x.contiguous()
+        params = params.contiguous()
+        state = init.detach().clone().contiguous()
+        # the per-step states are what backward needs; skip writing them in pure inference
+        need_rec = record or any(ctx.needs_input_grad[:3])
+        spikes, rec = kernels.forward_packed(dyn, _as_array(x), _as_array(state), _as_array(params), opts_np, dt,
+                                             record=need_rec)
+        spikes_t = _from_array(spikes, x)
+        rec_t = _from_array(rec, x) if need_rec else x.new_zeros((0,))
+        ctx.dyn, ctx.opts, ctx.sg, ctx.dt = dyn, opts_np, sg, dt
+        ctx.save_for_backward(x, params, init, rec_t)
+        ctx.set_materialize_grads(False)
+        return spikes_t, rec_t
+
+    @staticmethod
+    def backward(ctx, g_spikes, g_rec):
+        x, params, init, rec = ctx.saved_tensors
+        if g_spikes is None:
+            g_spikes = torch.zeros_like(x)
+        g_x, g_p, g_init = kernels.backward_packed(
+            ctx.dyn, ctx.sg, _as_array(x), _as_array(init.contiguous()), _as_array(rec), _as_array(params), ctx.opts,
+            _as_array(g_spikes.contiguous()), None if g_rec is None else _as_array(g_rec.contiguous()), ctx.dt)
+        return (_from_array(g_x, x), _from_array(g_p, x), _from_array(g_init, x), None, None, None, None, None)
+
+
+def neuron_scan(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: torch.Tensor, options,
+                surrogate=None, dt: float = 1.0, record: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``dyn`` over ``T`` steps in one fused kernel call; differentiable w.r.t. ``x``, ``params``, ``init``.
+
+    Args:
+        dyn: the model's dynamics (``neuro.models.lif.DYNAMICS`` ...).
+        x: input ``[T, N]`` float32.
+        params: per-neuron parameters ``[P, N]`` float32, in ``dyn.params`` order.
+        init: initial state ``[S, N]`` float32, in ``dyn.state`` order.
+        options: int flags in ``dyn.options`` order (sequence or tensor).
+        surrogate: name or :class:`neuro.surrogate.Surrogate` for dS/dU (default atan(2)).
+    Returns:
+        ``(spikes [T, N], states [T, S, N])``, the states after each step.
+    """
+    sg = surrogate_mod.get(surrogate)
+    opts = np.asarray(torch.as_tensor(options).cpu().numpy() if isinstance(options, torch.Tensor) else options,
+                      dtype=np.int64).reshape(-1)
+    if opts.size == 0:
+        opts = np.zeros(1, np.int64)
+    return _NeuronScan.apply(x, params, init, dyn, opts, sg, float(dt), record)

@@ -1,0 +1,175 @@
+"""Spiking layers: multi-step, time-major ``[T, B, ...]``, the time loop fused in one kernel call.
+
+Semantics and defaults follow snnTorch (``Leaky``, ``Synaptic``, ``RLeaky``) so a snnTorch user gets the same
+spikes and gradients: membrane starts at 0, spike when ``v > threshold`` (strict), reset by subtraction
+applied at the next step from the previous step's spike with the reset term detached
+(``reset_delay=True``); ``reset_delay=False`` resets in the same step and lets the surrogate gradient
+flow through the reset. ``beta`` is clamped to [0, 1] in forward as snnTorch does, and rejected outside
+it at construction.
+
+Example:
+    >>> import torch
+    >>> import neuro
+    >>> lif = neuro.nn.LIF(beta=0.95, threshold=1.0, surrogate=neuro.surrogate.atan(alpha=2.0))
+    >>> x = torch.rand(25, 8, 100)
+    >>> spk = lif(x)
+    >>> spk, v = lif(x, return_v=True)
+    >>> spk.shape, v.shape
+    (torch.Size([25, 8, 100]), torch.Size([25, 8, 100]))
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from neuro.models import alif, cuba_lif, lif
+from neuro.nn.base import SpikingNeuron, as_parameter, check_time_major
+from neuro.nn.functional import neuron_scan
+
+
+class LIF(SpikingNeuron):
+    """Leaky integrate-and-fire (snnTorch ``Leaky``): ``v[t] = beta v[t-1] + x[t] - S[t-1] threshold``.
+
+    Args:
+        beta: membrane decay in [0, 1], one value or one per neuron (broadcastable to a sample's shape).
+        threshold: firing threshold (``v > threshold``).
+        surrogate: :mod:`neuro.surrogate` object or name (default atan(alpha=2), snnTorch's).
+        reset: ``"subtract"``, ``"zero"`` or ``"none"``.
+        reset_delay: snnTorch's next-step reset (default) or same-step reset.
+        learn_beta, learn_threshold: make them trainable parameters.
+    """
+
+    dynamics = lif.DYNAMICS
+
+    def __init__(self, beta, threshold=1.0, surrogate=None, reset: str = "subtract", reset_delay: bool = True,
+                 learn_beta: bool = False, learn_threshold: bool = False):
+        super().__init__(surrogate, reset, reset_delay)
+        self.beta = as_parameter("beta", beta, learn_beta, unit_interval=True)
+        self.threshold = as_parameter("threshold", threshold, learn_threshold)
+
+    def kernel_params(self):
+        return {"decay": self.beta.clamp(0, 1), "gain": 1.0, "v_leak": 0.0, "threshold": self.threshold,
+                "v_reset": 0.0, "t_ref": 0.0}
+
+
+class IF(SpikingNeuron):
+    """Integrate-and-fire, the neuron of ANN-to-SNN conversion: ``v[t] = v[t-1] + x[t]``, spike when
+    ``v > threshold``, then ``v -= threshold`` (``reset="subtract"``) in the same step by default.
+
+    ``threshold`` and ``v_init`` may be tensors broadcastable to a sample's shape (e.g. ``[C, 1, 1]``).
+    """
+
+    dynamics = lif.DYNAMICS
+
+    def __init__(self, threshold=1.0, reset: str = "subtract", reset_delay: bool = False, v_init=0.0,
+                 surrogate=None, learn_threshold: bool = False):
+        super().__init__(surrogate, reset, reset_delay)
+        self.threshold = as_parameter("threshold", threshold, learn_threshold)
+        self.v_init = as_parameter("v_init", v_init, False)
+
+    def kernel_params(self):
+        return {"decay": 1.0, "gain": 1.0, "v_leak": 0.0, "threshold": self.threshold, "v_reset": 0.0, "t_ref": 0.0}
+
+    def initial_state(self):
+        return {"v": self.v_init}
+
+
+class LI(SpikingNeuron):
+    """Leaky integrator without spikes (readout, or the last layer of a converted network):
+    ``v[t] = beta v[t-1] + x[t]``; returns the membrane ``[T, B, ...]``."""
+
+    dynamics = lif.DYNAMICS
+    emits_spikes = False
+
+    def __init__(self, beta=1.0, learn_beta: bool = False):
+        super().__init__(None, "none", False)
+        self.beta = as_parameter("beta", beta, learn_beta, unit_interval=True)
+
+    def kernel_params(self):
+        return {"decay": self.beta.clamp(0, 1), "gain": 1.0, "v_leak": 0.0, "threshold": math.inf, "v_reset": 0.0,
+                "t_ref": 0.0}
+
+    def forward(self, x: torch.Tensor, return_v: bool = True):  # noqa: D102 - returns the membrane
+        _, v = super().forward(x, return_v=True)
+        return v
+
+
+class CubaLIF(SpikingNeuron):
+    """Current-based LIF (snnTorch ``Synaptic``): ``I[t] = alpha I[t-1] + x[t]``,
+    ``v[t] = beta v[t-1] + I[t] - S[t-1] threshold``. ``return_v=True`` returns the membrane."""
+
+    dynamics = cuba_lif.DYNAMICS
+
+    def __init__(self, alpha, beta, threshold=1.0, surrogate=None, reset: str = "subtract", reset_delay: bool = True,
+                 learn_alpha: bool = False, learn_beta: bool = False, learn_threshold: bool = False):
+        super().__init__(surrogate, reset, reset_delay)
+        self.alpha = as_parameter("alpha", alpha, learn_alpha, unit_interval=True)
+        self.beta = as_parameter("beta", beta, learn_beta, unit_interval=True)
+        self.threshold = as_parameter("threshold", threshold, learn_threshold)
+
+    def kernel_params(self):
+        return {"syn_decay": self.alpha.clamp(0, 1), "mem_decay": self.beta.clamp(0, 1), "syn_gain": 1.0,
+                "i_old": 0.0, "i_new": 1.0, "v_leak": 0.0, "threshold": self.threshold, "v_reset": 0.0,
+                "t_ref": 0.0}
+
+
+class ALIF(SpikingNeuron):
+    """Adaptive LIF (LSNN): threshold ``threshold + adapt_gain a``, ``a[t] = adapt_decay a[t-1] + S[t]``,
+    ``v[t] = beta v[t-1] + x[t]``, reset in the same step."""
+
+    dynamics = alif.DYNAMICS
+
+    def __init__(self, beta, threshold=1.0, adapt_decay=0.95, adapt_gain=0.1, surrogate=None,
+                 reset: str = "subtract", learn_beta: bool = False, learn_threshold: bool = False,
+                 learn_adaptation: bool = False):
+        super().__init__(surrogate, reset, False)
+        self.beta = as_parameter("beta", beta, learn_beta, unit_interval=True)
+        self.threshold = as_parameter("threshold", threshold, learn_threshold)
+        self.adapt_decay = as_parameter("adapt_decay", adapt_decay, learn_adaptation, unit_interval=True)
+        self.adapt_gain = as_parameter("adapt_gain", adapt_gain, learn_adaptation)
+
+    def kernel_params(self):
+        return {"decay": self.beta.clamp(0, 1), "gain": 1.0, "v_leak": 0.0, "threshold": self.threshold,
+                "v_reset": 0.0, "t_ref": 0.0, "adapt_decay": self.adapt_decay.clamp(0, 1),
+                "adapt_gain": self.adapt_gain}
+
+
+class RLIF(LIF):
+    """Recurrent LIF (snnTorch ``RLeaky`` with ``all_to_all=True``): the previous step's spikes feed back
+    through a learnable ``nn.Linear(size, size)``:
+    ``v[t] = beta v[t-1] + x[t] + W S[t-1] + b - S[t-1] threshold``.
+
+    The recurrence couples neurons at every step, so time is stepped here with one single-step kernel call
+    per step (each differentiable); the feed-forward layers stay fused.
+    """
+
+    def __init__(self, size: int, beta, threshold=1.0, surrogate=None, reset: str = "subtract",
+                 learn_beta: bool = False, learn_threshold: bool = False):
+        super().__init__(beta, threshold, surrogate, reset, True, learn_beta, learn_threshold)
+        self.size = int(size)
+        self.recurrent = nn.Linear(self.size, self.size)
+
+    def forward(self, x: torch.Tensor, return_v: bool = False):
+        x = check_time_major(x)
+        if x.shape[-1] != self.size or x.dim() != 3:
+            raise ValueError(f"RLIF expects input [T, B, {self.size}], got shape {tuple(x.shape)}")
+        T, B = x.shape[0], x.shape[1]
+        params = self._rows(self.kernel_params(), self.dynamics.params, (self.size,), B, x.device)
+        state = x.new_zeros((len(self.dynamics.state), B * self.size))
+        spk = x.new_zeros((B, self.size))
+        spikes, vs = [], []
+        for t in range(T):
+            drive = (x[t] + self.recurrent(spk)).reshape(1, -1)
+            s, st = neuron_scan(self.dynamics, drive, params, state, self.options(), self.surrogate, record=True)
+            state = st[0]
+            spk = s.reshape(B, self.size)
+            spikes.append(spk)
+            vs.append(state[0].reshape(B, self.size))
+        out = torch.stack(spikes)
+        return (out, torch.stack(vs)) if return_v else out
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, " + super().extra_repr()
