@@ -1,0 +1,75 @@
+"""neuro.nn rejects bad input with errors that name the argument; inputs are left untouched."""
+
+import pytest
+import torch
+
+import neuro
+
+
+@pytest.mark.parametrize("beta", [1.5, -0.1, float("nan")])
+def test_beta_outside_unit_interval(beta):
+    with pytest.raises(ValueError, match=r"beta must (lie in \[0, 1\]|be finite)"):
+        neuro.nn.LIF(beta=beta)
+
+
+def test_wrong_rank_is_not_time_major():
+    with pytest.raises(ValueError, match=r"x must be time-major \[T, B, \.\.\.\].*got shape \(4, 10\)"):
+        neuro.nn.LIF(beta=0.9)(torch.zeros(4, 10))
+
+
+def test_non_float_and_nan_inputs():
+    lif = neuro.nn.LIF(beta=0.9)
+    with pytest.raises(TypeError, match="x must be a float tensor, got dtype torch.int64"):
+        lif(torch.zeros(3, 2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="x contains NaN"):
+        lif(torch.full((3, 2, 4), float("nan")))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        lif([[[0.0]]])
+
+
+def test_parameter_shape_that_does_not_broadcast():
+    lif = neuro.nn.LIF(beta=torch.full((5,), 0.9))
+    with pytest.raises(ValueError, match=r"decay of shape \(5,\) does not broadcast to the neuron shape \(4,\)"):
+        lif(torch.zeros(2, 1, 4))
+
+
+def test_unknown_reset_and_surrogate():
+    with pytest.raises(ValueError, match="reset must be one of"):
+        neuro.nn.LIF(beta=0.9, reset="hard")
+    with pytest.raises(ValueError, match="unknown surrogate 'relu'"):
+        neuro.nn.LIF(beta=0.9, surrogate="relu")
+
+
+def test_input_not_modified_and_float64_accepted():
+    x = torch.rand(5, 2, 3, dtype=torch.float64)
+    keep = x.clone()
+    spk = neuro.nn.LIF(beta=0.9)(x)
+    assert torch.equal(x, keep) and spk.dtype == torch.float32
+
+
+def test_rlif_shape_check():
+    with pytest.raises(ValueError, match=r"RLIF expects input \[T, B, 8\], got shape \(3, 2, 5\)"):
+        neuro.nn.RLIF(8, beta=0.9)(torch.zeros(3, 2, 5))
+
+
+def test_encoders_and_losses_check_arguments():
+    with pytest.raises(ValueError, match="num_steps must be >= 1"):
+        neuro.encoding.rate(torch.rand(2, 3), num_steps=0)
+    with pytest.raises(TypeError, match="x must be a float torch.Tensor"):
+        neuro.encoding.rate(torch.ones(2, 3, dtype=torch.long), num_steps=3)
+    with pytest.raises(ValueError, match=r"targets must have shape \(2,\)"):
+        neuro.nn.losses.ce_count_loss(torch.zeros(4, 2, 3), torch.zeros(3, dtype=torch.long))
+
+
+def test_encoders_are_seeded_and_match_their_definitions():
+    x = torch.rand(4, 6)
+    a = neuro.encoding.rate(x, 50, seed=3)
+    assert torch.equal(a, neuro.encoding.rate(x, 50, seed=3))
+    assert not torch.equal(a, neuro.encoding.rate(x, 50, seed=4))
+    lat = neuro.encoding.latency(x, 11)
+    fired = x >= 0.01
+    assert torch.equal(lat.sum(0), fired.float())  # one spike per input that fires
+    t_first = lat.argmax(0)
+    assert torch.equal(t_first[fired], torch.round((1 - x[fired]) * 10).long())
+    sig = torch.tensor([0.0, 0.5, 0.55, 0.2, 0.9]).view(5, 1)
+    assert neuro.encoding.delta(sig, threshold=0.1, off_spikes=True).view(-1).tolist() == [0, 1, 0, -1, 1]
