@@ -14,7 +14,6 @@ from __future__ import annotations
 from functools import cache
 
 from neuro.kernels.codegen import importable_name, load, names
-
 from neuro.models._base import Dynamics
 
 BLOCK = 4096

@@ -12,7 +12,6 @@ from functools import cache
 
 from neuro.kernels.codegen import load, names
 from neuro.kernels.cpu import _imports
-
 from neuro.models._base import Dynamics
 
 THREADS = 128

@@ -6,8 +6,6 @@ import pkgutil
 
 import pytest
 
-import neuro
-
 
 def _modules():
     import neuro.hardware_targets

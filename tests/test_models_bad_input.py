@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from neuro import kernels, surrogate
-from neuro.models import IF, LIF, AdEx, ALIF, CubaLIF, Izhikevich, lif
+from neuro.models import ALIF, IF, LIF, AdEx, CubaLIF, Izhikevich, lif
 
 
 @pytest.mark.parametrize("kwargs,match", [

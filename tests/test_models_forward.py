@@ -10,9 +10,9 @@ import pytest
 import reference_models as ref
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from neuro.kernels import cpu
 
 from neuro import kernels
+from neuro.kernels import cpu
 from neuro.models import adex, alif, cuba_lif, izhikevich, lif
 
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
