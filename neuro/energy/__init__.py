@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -60,8 +61,8 @@ def _check_inputs(model: nn.Module, inputs) -> torch.Tensor:
     elif isinstance(first, nn.Conv1d):
         expected = f"[T, B, {first.in_channels}, L]"
     bad = inputs.dim() < 3
-    if isinstance(first, nn.Linear) and not bad:
-        bad = inputs.shape[-1] != first.in_features
+    if isinstance(first, nn.Linear) and not bad:  # a flatten may come before the first Linear
+        bad = inputs.shape[-1] != first.in_features and math.prod(inputs.shape[2:]) != first.in_features
     if isinstance(first, nn.Conv1d | nn.Conv2d) and not bad:
         bad = inputs.dim() != (5 if isinstance(first, nn.Conv2d) else 4) or inputs.shape[2] != first.in_channels
     if bad:
