@@ -17,10 +17,15 @@ __version__ = "0.1.0"
 _SUBMODULES = {"models", "surrogate", "kernels", "nn", "encoding", "sim", "convert", "io", "energy", "plot",
                "hardware_targets", "demo", "cli"}
 
-__all__ = sorted(_SUBMODULES | {"__version__"})
+__all__ = sorted(_SUBMODULES | {"__version__", "to_nir", "from_nir"})
+
+
+_FUNCTIONS = {"to_nir": "neuro.io", "from_nir": "neuro.io"}
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"neuro.{name}")
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(_FUNCTIONS[name]), name)
     raise AttributeError(f"module 'neuro' has no attribute {name!r}")

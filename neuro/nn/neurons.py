@@ -45,14 +45,18 @@ class LIF(SpikingNeuron):
     dynamics = lif.DYNAMICS
 
     def __init__(self, beta, threshold=1.0, surrogate=None, reset: str = "subtract", reset_delay: bool = True,
-                 learn_beta: bool = False, learn_threshold: bool = False):
+                 learn_beta: bool = False, learn_threshold: bool = False, gain=1.0, v_leak=0.0, v_reset=0.0):
         super().__init__(surrogate, reset, reset_delay)
         self.beta = as_parameter("beta", beta, learn_beta, unit_interval=True)
         self.threshold = as_parameter("threshold", threshold, learn_threshold)
+        # input scale, resting potential and reset value: 1, 0, 0 in snnTorch; set by NIR import
+        self.gain = as_parameter("gain", gain, False)
+        self.v_leak = as_parameter("v_leak", v_leak, False)
+        self.v_reset = as_parameter("v_reset", v_reset, False)
 
     def kernel_params(self):
-        return {"decay": self.beta.clamp(0, 1), "gain": 1.0, "v_leak": 0.0, "threshold": self.threshold,
-                "v_reset": 0.0, "t_ref": 0.0}
+        return {"decay": self.beta.clamp(0, 1), "gain": self.gain, "v_leak": self.v_leak, "threshold": self.threshold,
+                "v_reset": self.v_reset, "t_ref": 0.0}
 
 
 class IF(SpikingNeuron):
@@ -65,13 +69,16 @@ class IF(SpikingNeuron):
     dynamics = lif.DYNAMICS
 
     def __init__(self, threshold=1.0, reset: str = "subtract", reset_delay: bool = False, v_init=0.0,
-                 surrogate=None, learn_threshold: bool = False):
+                 surrogate=None, learn_threshold: bool = False, gain=1.0, v_reset=0.0):
         super().__init__(surrogate, reset, reset_delay)
         self.threshold = as_parameter("threshold", threshold, learn_threshold)
         self.v_init = as_parameter("v_init", v_init, False)
+        self.gain = as_parameter("gain", gain, False)
+        self.v_reset = as_parameter("v_reset", v_reset, False)
 
     def kernel_params(self):
-        return {"decay": 1.0, "gain": 1.0, "v_leak": 0.0, "threshold": self.threshold, "v_reset": 0.0, "t_ref": 0.0}
+        return {"decay": 1.0, "gain": self.gain, "v_leak": 0.0, "threshold": self.threshold, "v_reset": self.v_reset,
+                "t_ref": 0.0}
 
     def initial_state(self):
         return {"v": self.v_init}
@@ -84,13 +91,15 @@ class LI(SpikingNeuron):
     dynamics = lif.DYNAMICS
     emits_spikes = False
 
-    def __init__(self, beta=1.0, learn_beta: bool = False):
+    def __init__(self, beta=1.0, learn_beta: bool = False, gain=1.0, v_leak=0.0):
         super().__init__(None, "none", False)
         self.beta = as_parameter("beta", beta, learn_beta, unit_interval=True)
+        self.gain = as_parameter("gain", gain, False)
+        self.v_leak = as_parameter("v_leak", v_leak, False)
 
     def kernel_params(self):
-        return {"decay": self.beta.clamp(0, 1), "gain": 1.0, "v_leak": 0.0, "threshold": math.inf, "v_reset": 0.0,
-                "t_ref": 0.0}
+        return {"decay": self.beta.clamp(0, 1), "gain": self.gain, "v_leak": self.v_leak, "threshold": math.inf,
+                "v_reset": 0.0, "t_ref": 0.0}
 
     def forward(self, x: torch.Tensor, return_v: bool = True):  # noqa: D102 - returns the membrane
         _, v = super().forward(x, return_v=True)
@@ -104,16 +113,23 @@ class CubaLIF(SpikingNeuron):
     dynamics = cuba_lif.DYNAMICS
 
     def __init__(self, alpha, beta, threshold=1.0, surrogate=None, reset: str = "subtract", reset_delay: bool = True,
-                 learn_alpha: bool = False, learn_beta: bool = False, learn_threshold: bool = False):
+                 learn_alpha: bool = False, learn_beta: bool = False, learn_threshold: bool = False,
+                 syn_gain=1.0, i_old=0.0, i_new=1.0, v_leak=0.0, v_reset=0.0):
         super().__init__(surrogate, reset, reset_delay)
         self.alpha = as_parameter("alpha", alpha, learn_alpha, unit_interval=True)
         self.beta = as_parameter("beta", beta, learn_beta, unit_interval=True)
         self.threshold = as_parameter("threshold", threshold, learn_threshold)
+        # snnTorch's Synaptic is syn_gain 1, i_old 0, i_new 1; exact propagators come from NIR import
+        self.syn_gain = as_parameter("syn_gain", syn_gain, False)
+        self.i_old = as_parameter("i_old", i_old, False)
+        self.i_new = as_parameter("i_new", i_new, False)
+        self.v_leak = as_parameter("v_leak", v_leak, False)
+        self.v_reset = as_parameter("v_reset", v_reset, False)
 
     def kernel_params(self):
-        return {"syn_decay": self.alpha.clamp(0, 1), "mem_decay": self.beta.clamp(0, 1), "syn_gain": 1.0,
-                "i_old": 0.0, "i_new": 1.0, "v_leak": 0.0, "threshold": self.threshold, "v_reset": 0.0,
-                "t_ref": 0.0}
+        return {"syn_decay": self.alpha.clamp(0, 1), "mem_decay": self.beta.clamp(0, 1), "syn_gain": self.syn_gain,
+                "i_old": self.i_old, "i_new": self.i_new, "v_leak": self.v_leak, "threshold": self.threshold,
+                "v_reset": self.v_reset, "t_ref": 0.0}
 
 
 class ALIF(SpikingNeuron):

@@ -1,0 +1,196 @@
+"""``to_nir``: a neuro-snn model (``neuro.nn`` layers in an ``nn.Sequential``, or a converted
+:class:`~neuro.convert.SpikingNetwork`) as a ``nir.NIRGraph``.
+
+Per-step parameters become NIR's continuous-time ones with the forward-Euler reading every NIR
+exporter assumes, at the time step ``dt`` (default 1e-4, snnTorch's)::
+
+    LIF:     tau = dt / (1 - beta),  r = gain tau / dt          (so 1 - dt/tau = beta, r dt/tau = gain)
+    IF:      r = gain / dt
+    CubaLIF: tau_syn = dt / (1 - alpha), tau_mem = dt / (1 - beta), w_in = syn_gain tau_syn / dt,
+             r = i_new tau_mem / dt
+
+What NIR cannot say (subtractive reset, reset timing, spikes that carry the threshold) goes into the
+graph's metadata under ``neuro.*`` and :func:`neuro.io.from_nir` reads it back.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import nir
+import numpy as np
+import torch
+from torch import fx, nn
+
+import neuro.nn as snn
+from neuro.convert.layers import IFSpikes, SpikingMaxPool2d, TimeFoldedFn
+
+LEAVES = (snn.TimeDistributed, snn.SpikingNeuron, snn.Flatten, IFSpikes, SpikingMaxPool2d, TimeFoldedFn)
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, LEAVES) or super().is_leaf_module(m, qualname)
+
+
+def _np(t) -> np.ndarray:
+    return np.asarray(torch.as_tensor(t).detach().cpu().numpy(), dtype=np.float32)
+
+
+def _full(value, shape) -> np.ndarray:
+    return np.broadcast_to(_np(value), shape).astype(np.float32).copy()
+
+
+def _tau(decay: np.ndarray, dt: float) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.where(decay < 1, dt / (1.0 - decay.astype(np.float64)), np.inf).astype(np.float32)
+
+
+class NIRExportError(ValueError):
+    """The model has parts NIR cannot express; the message lists them."""
+
+
+def _stateless(layer: nn.Module, in_shape: tuple) -> nir.NIRNode:
+    if isinstance(layer, nn.Linear):
+        if layer.bias is None:
+            return nir.Linear(weight=_np(layer.weight))
+        return nir.Affine(weight=_np(layer.weight), bias=_np(layer.bias))
+    if isinstance(layer, nn.Conv2d):
+        bias = _np(layer.bias) if layer.bias is not None else np.zeros(layer.out_channels, np.float32)
+        return nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=_np(layer.weight), stride=layer.stride,
+                          padding=layer.padding, dilation=layer.dilation, groups=layer.groups, bias=bias)
+    if isinstance(layer, nn.AvgPool2d):
+        k = layer.kernel_size if isinstance(layer.kernel_size, tuple) else (layer.kernel_size,) * 2
+        s = layer.stride if isinstance(layer.stride, tuple) else (layer.stride,) * 2
+        p = layer.padding if isinstance(layer.padding, tuple) else (layer.padding,) * 2
+        return nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p))
+    if isinstance(layer, nn.Flatten):
+        return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=layer.start_dim - 1,
+                           end_dim=layer.end_dim)
+    raise NIRExportError(f"{type(layer).__name__} has no NIR node")
+
+
+def _neuron(module: nn.Module, shape: tuple, dt: float) -> tuple[nir.NIRNode, dict]:
+    meta = {"reset": module.reset, "reset_delay": bool(module.reset_delay)}
+    p = {k: _full(v, shape) for k, v in module.kernel_params().items()}
+    if isinstance(module, snn.CubaLIF):
+        tau_syn, tau_mem = _tau(p["syn_decay"], dt), _tau(p["mem_decay"], dt)
+        if np.any(p["i_old"] != 0):
+            raise NIRExportError("CubaLIF with i_old != 0 (exact propagators) has no forward-Euler NIR form")
+        node = nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=p["i_new"] * tau_mem / dt, v_leak=p["v_leak"],
+                           v_threshold=p["threshold"], v_reset=p["v_reset"], w_in=p["syn_gain"] * tau_syn / dt)
+    elif isinstance(module, snn.LI):
+        tau = _tau(p["decay"], dt)
+        node = nir.LI(tau=tau, r=p["gain"] * tau / dt, v_leak=p["v_leak"])
+    elif isinstance(module, snn.IF):
+        node = nir.IF(r=p["gain"] / dt, v_threshold=p["threshold"], v_reset=p["v_reset"])
+        meta["v_init"] = _full(module.v_init, shape).tolist()
+    elif isinstance(module, snn.LIF) and not isinstance(module, snn.RLIF):
+        tau = _tau(p["decay"], dt)
+        node = nir.LIF(tau=tau, r=p["gain"] * tau / dt, v_leak=p["v_leak"], v_threshold=p["threshold"],
+                       v_reset=p["v_reset"])
+    else:
+        raise NIRExportError(f"{type(module).__name__} has no NIR node (ALIF and RLIF are not in NIR)")
+    return node, meta
+
+
+def to_nir(model: nn.Module, input_shape, dt: float = 1e-4) -> nir.NIRGraph:
+    """Export ``model`` for one sample of shape ``input_shape`` (no time or batch dimension).
+
+    Example:
+        >>> import torch, neuro
+        >>> net = torch.nn.Sequential(neuro.nn.TimeDistributed(torch.nn.Linear(3, 2)), neuro.nn.LIF(beta=0.9))
+        >>> g = neuro.io.to_nir(net, (3,))
+        >>> sorted(type(n).__name__ for n in g.nodes.values())
+        ['Affine', 'Input', 'LIF', 'Output']
+    """
+    from neuro.convert.network import SpikingNetwork
+
+    body = model.body if isinstance(model, SpikingNetwork) else model
+    gm = fx.GraphModule(body, _Tracer().trace(body))
+    modules = dict(gm.named_modules())
+    # run one sample through to learn every node's shape
+    shapes: dict[str, tuple] = {}
+    example = torch.zeros((1, 1, *input_shape))
+
+    class _Shapes(fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            if isinstance(out, torch.Tensor):
+                shapes[n.name] = tuple(out.shape[2:])
+            return out
+
+    with torch.no_grad():
+        _Shapes(gm).run(example)
+    nodes: dict[str, nir.NIRNode] = {}
+    edges: list[tuple[str, str]] = []
+    meta: dict = {"neuro.dt": dt, "neuro.nodes": {}}
+    sources: dict[fx.Node, list[str]] = {}  # fx node -> NIR node names whose outputs it stands for
+    problems = []
+
+    def inputs_of(n: fx.Node) -> list[str]:
+        out = []
+        for a in n.all_input_nodes:
+            out += sources[a]
+        return out
+
+    for n in gm.graph.nodes:
+        if n.op == "placeholder":
+            nodes["input"] = nir.Input(input_type={"input": np.array(input_shape)})
+            sources[n] = ["input"]
+        elif n.op == "output":
+            out_shape = shapes[n.all_input_nodes[0].name]
+            nodes["output"] = nir.Output(output_type={"output": np.array(out_shape)})
+            edges += [(s, "output") for s in inputs_of(n)]
+        elif n.op == "call_function" and n.target in (operator.add, torch.add):
+            sources[n] = inputs_of(n)  # NIR sums every edge that enters a node
+        elif n.op == "call_module":
+            mod = modules[n.target]
+            name = n.target.replace(".", "_")
+            in_shape = shapes[n.all_input_nodes[0].name]
+            try:
+                if isinstance(mod, snn.TimeDistributed):
+                    nodes[name] = _stateless(mod.layer, in_shape)
+                elif isinstance(mod, snn.Flatten):
+                    nodes[name] = nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1)
+                elif isinstance(mod, TimeFoldedFn) and mod.fn is torch.flatten:
+                    start = (mod.args[0] if mod.args else mod.kwargs.get("start_dim", 1)) - 1
+                    nodes[name] = nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=-1)
+                elif isinstance(mod, IFSpikes):
+                    node, m = _neuron(mod.neuron, in_shape, dt)
+                    nodes[name] = node
+                    meta["neuro.nodes"][name] = m
+                    nodes[name + "_scale"] = nir.Scale(scale=_full(mod.scale, in_shape))
+                    edges += [(s, name) for s in inputs_of(n)]
+                    sources[n] = [name + "_scale"]
+                    edges.append((name, name + "_scale"))
+                    continue
+                elif isinstance(mod, snn.SpikingNeuron):
+                    nodes[name], meta["neuro.nodes"][name] = _neuron(mod, in_shape, dt)
+                else:
+                    raise NIRExportError(f"{type(mod).__name__} has no NIR node")
+            except NIRExportError as exc:
+                problems.append(f"  - {n.target}: {exc}")
+                sources[n] = []
+                continue
+            edges += [(s, name) for s in inputs_of(n)]
+            sources[n] = [name]
+        else:
+            problems.append(f"  - {n.name}: operation {n.target} has no NIR node")
+            sources[n] = []
+    if problems:
+        raise NIRExportError("cannot express in NIR:\n" + "\n".join(problems))
+    meta["neuro.nodes"] = {k: v for k, v in meta["neuro.nodes"].items()}
+    if not math.isfinite(dt) or dt <= 0:
+        raise ValueError(f"dt must be > 0, got {dt}")
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_flatten_meta(meta))
+
+
+def _flatten_meta(meta: dict) -> dict:
+    """NIR's HDF5 writer stores flat metadata: encode per-node entries as ``neuro.<node>.<key>``."""
+    flat = {"neuro.dt": meta["neuro.dt"], "neuro.format": "neuro-snn 0.1"}
+    for node, entries in meta["neuro.nodes"].items():
+        for k, v in entries.items():
+            flat[f"neuro.{node}.{k}"] = v if not isinstance(v, bool) else int(v)
+    return flat
