@@ -84,7 +84,7 @@ def test_snntorch_export_imports_with_snntorch_spikes():
 
 
 def test_our_export_imports_into_snntorch():
-    snn = pytest.importorskip("snntorch")
+    pytest.importorskip("snntorch")
     from snntorch.import_nir import import_from_nir
 
     torch.manual_seed(3)
