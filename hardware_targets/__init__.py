@@ -1,1 +1,39 @@
-"""Chip targets: one module per chip family (device spec, fit report, emitter)."""
+"""Chip targets: one module per chip family, each with a device spec, a fit report and an emitter.
+
+``get(name)`` returns a :class:`~neuro.hardware_targets._target.Target` with ``.spec``,
+``.fit(graph) -> FitReport`` (every violated constraint by layer, with the required and allowed
+numbers), ``.emit(graph, path, force=False)`` and ``.quantize(graph)`` / ``.simulate(graph, x)`` (what
+the chip would compute, run on neuro-snn's kernels). Energy per operation of each device lives in
+:mod:`neuro.hardware_targets.devices`.
+
+Example:
+    >>> from neuro import hardware_targets
+    >>> sorted(hardware_targets.names())
+    ['loihi2', 'speck']
+"""
+
+from __future__ import annotations
+
+from neuro.hardware_targets._target import FitReport, Target, TargetError, Violation
+
+
+def _registry():
+    from neuro.hardware_targets.loihi2 import Loihi2
+    from neuro.hardware_targets.speck import Speck
+
+    return {"loihi2": Loihi2, "speck": Speck}
+
+
+def names() -> list[str]:
+    return list(_registry())
+
+
+def get(name: str, **kwargs) -> Target:
+    """The target called ``name``; unknown names list the known ones."""
+    reg = _registry()
+    if name not in reg:
+        raise ValueError(f"unknown target {name!r}; known targets: {', '.join(sorted(reg))}")
+    return reg[name](**kwargs)
+
+
+__all__ = ["get", "names", "Target", "FitReport", "Violation", "TargetError"]

@@ -1,0 +1,121 @@
+"""Hardware targets: netx files as lava-dl reads them (checked with h5py), Speck memory against hand
+computation, fit reports that name the layer and the number that breaks, and the accuracy the chip's
+quantisation leaves on the converted digits CNN."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import neuro
+from neuro.hardware_targets import TargetError, get
+from neuro.hardware_targets.speck import kernel_memory, neuron_memory
+from neuro.nn import TimeDistributed as TD
+
+
+def _mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(TD(nn.Linear(16, 32)), neuro.nn.LIF(beta=0.9), TD(nn.Linear(32, 4)), neuro.nn.LIF(beta=0.8))
+
+
+def _cnn(channels=8):
+    torch.manual_seed(0)
+    return nn.Sequential(TD(nn.Conv2d(2, channels, 3, padding=1)), neuro.nn.IF(threshold=1.0), TD(nn.AvgPool2d(2)),
+                         neuro.nn.Flatten(), TD(nn.Linear(channels * 16, 10)), neuro.nn.IF(threshold=1.0))
+
+
+def test_netx_file_layout_and_fixed_point_ranges(tmp_path):
+    graph = neuro.to_nir(_cnn(), (2, 8, 8))
+    path = tmp_path / "net.h5"
+    report = get("loihi2").emit(graph, path)
+    assert report.fits
+    with h5py.File(path, "r") as f:
+        layers = [f["layer"][str(i)] for i in range(len(f["layer"]))]
+        kinds = [g["type"][()].decode() for g in layers]
+        assert kinds == ["input", "conv", "average", "flatten", "dense"]
+        assert tuple(layers[0]["shape"][()]) == (8, 8, 2)  # (x, y, z) = (W, H, C)
+        conv, dense = layers[1], layers[4]
+        for key in ("inChannels", "outChannels", "kernelSize", "stride", "padding", "dilation", "groups", "weight",
+                    "neuron"):
+            assert key in conv, key
+        assert conv["weight"].shape == (8, 2, 3, 3) and tuple(conv["shape"][()]) == (8, 8, 8)
+        assert dense["inFeatures"][()] == 128 and dense["outFeatures"][()] == 10
+        for grp in (conv, dense):
+            w = grp["weight"][()]
+            assert w.min() >= -256 and w.max() <= 254 and np.all(w % 2 == 0)
+            neuron = grp["neuron"]
+            assert neuron["type"][()].decode() == "CUBA"
+            assert 0 <= neuron["iDecay"][()] <= 4096 and 0 <= neuron["vDecay"][()] <= 4096
+            assert neuron["vThMant"][()] > 0
+        # the mantissa and exponent reproduce the float weights to within one quantisation step
+        w_float = _cnn()[0].layer.weight.detach().numpy()
+        step = 2.0 ** conv["weightExponent"][()] / 64 * 2
+        np.testing.assert_allclose(conv["weight"][()] * 2.0 ** conv["weightExponent"][()] / 64, w_float,
+                                   atol=step / 2 + 1e-7)
+
+
+def test_lif_decay_is_twelve_bit(tmp_path):
+    graph = neuro.to_nir(_mlp(), (16,))
+    path = tmp_path / "mlp.h5"
+    get("loihi2").emit(graph, path)
+    with h5py.File(path, "r") as f:
+        assert f["layer/1/neuron/vDecay"][()] == round(4096 * (1 - 0.9))
+        assert f["layer/2/neuron/vDecay"][()] == round(4096 * (1 - 0.8))
+
+
+def test_speck_memory_formula_on_hand_computed_layers():
+    # c=2, 3x3 kernel, f=8: 2 * 2^(ceil(log2 9) + ceil(log2 8)) = 2 * 2^(4 + 3) = 256
+    assert kernel_memory(2, 3, 3, 8) == 256
+    # f=8, 8x8 map: 8 * 2^(3 + 3) = 512; a 5x6 map rounds each side up: 8 * 2^(3 + 3) = 512
+    assert neuron_memory(8, 8, 8) == 512 and neuron_memory(8, 5, 6) == 512
+    rep = get("speck").fit(neuro.to_nir(_cnn(), (2, 8, 8)))
+    assert rep.fits, str(rep)
+    conv_row, dense_row = rep.layers
+    assert conv_row["kernel_memory"] == 256 and conv_row["neuron_memory"] == 512 and conv_row["pool"] == 2
+    # the dense layer sees the pooled 8x4x4 map: a conv with a 4x4 kernel, c=8, f=10
+    assert dense_row["kernel_memory"] == 8 * 2 ** (4 + 4) and dense_row["neuron_memory"] == 10
+    assert {conv_row["core"], dense_row["core"]} <= set(range(9)) and conv_row["core"] != dense_row["core"]
+
+
+def test_too_large_for_speck_names_layer_and_number(tmp_path):
+    graph = neuro.to_nir(_cnn(channels=2048), (2, 8, 8))
+    rep = get("speck").fit(graph)
+    assert not rep.fits
+    text = "\n".join(str(v) for v in rep.violations)
+    assert "output channels needs 2048, chip allows 1024" in text
+    assert "kernel memory (entries) needs" in text
+    with pytest.raises(TargetError, match="does not fit speck"):
+        get("speck").emit(graph, tmp_path / "x.json")
+    assert get("speck").emit(graph, tmp_path / "x.json", force=True) is not None
+
+
+def test_too_large_for_loihi2():
+    net = nn.Sequential(TD(nn.Linear(2, 1_100_000, bias=False)), neuro.nn.LIF(beta=0.9))
+    with torch.no_grad():
+        rep = get("loihi2").fit(neuro.to_nir(net, (2,)))
+    text = "\n".join(str(v) for v in rep.violations)
+    assert "network: neurons per chip needs 1100000, chip allows 1000000" in text
+    assert "network: cores needs 135, chip allows 128" in text
+
+
+def test_quantised_converted_cnn_keeps_accuracy_within_one_point():
+    import digits_models as dm
+
+    torch.manual_seed(0)
+    xtr, ytr, xte, yte = dm.digits_split()
+    ann = dm.train(dm.cnn("avg"), xtr, ytr)
+    snn = neuro.convert.ann_to_snn(ann, xtr[:512], progress=False, v_init=0.5)
+    graph = neuro.to_nir(snn, (1, 8, 8))
+    x = xte.unsqueeze(0).expand(32, *xte.shape)
+    with torch.no_grad():
+        full = float((snn(x).sum(0).argmax(-1) == yte).float().mean())
+        for name in ("loihi2", "speck"):
+            out = get(name).simulate(graph, x)
+            acc = float((out.sum(0).argmax(-1) == yte).float().mean())
+            assert full - acc <= 0.01, (name, full, acc)
+
+
+def test_unknown_target_lists_known():
+    with pytest.raises(ValueError, match="unknown target 'truenorth'; known targets: loihi2, speck"):
+        get("truenorth")
