@@ -1,0 +1,447 @@
+"""A clock-driven network simulator whose whole loop runs in compiled code.
+
+Units as PyNN: ms, mV, nA, nF, uS. Synapses are current-based exponential (each receptor a current that
+jumps by the weight, in nA, when a spike arrives and decays with its ``tau_syn``), with integer-step
+delays through a ring buffer; propagation is event-driven (work grows with spikes x fan-out). Neurons use
+their model's own scalar ``step`` (:mod:`neuro.models`); for LIF populations the synaptic currents enter
+through the exact propagator (the same as Brian2/NEST for this linear system)::
+
+    v[t+1] = v_rest + e^{-dt/tau_m} (v[t] - v_rest) + sum_r R tau_r/(tau_r - tau_m) (e^{-dt/tau_r} - e^{-dt/tau_m}) I_r[t]
+
+Example:
+    >>> import neuro
+    >>> net = neuro.sim.Network(dt=0.1, seed=1)
+    >>> src = net.poisson(100, rate_hz=50.0)
+    >>> pop = net.population(10, neuro.models.LIF(tau_m=20.0, cm=1.0, v_thresh=-50.0, v_reset=-65.0))
+    >>> proj = net.connect(src, pop, neuro.sim.AllToAll(), weight=0.3, delay=1.0, tau_syn=5.0)
+    >>> spikes = net.spike_monitor(pop)
+    >>> net.run(200.0)
+    >>> bool(spikes.count() > 0)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from neuro.kernels import codegen, pack_options, pack_params, pack_state
+from neuro.models import LIF, NeuronModel
+from neuro.sim.connectors import Connector
+
+
+class Population:
+    """``n`` neurons of one model; ``state`` maps state names to float32 arrays (editable before a run)."""
+
+    def __init__(self, net, n: int, model: NeuronModel, name: str, initial: dict | None):
+        if not isinstance(model, NeuronModel):
+            raise TypeError(f"model must be a neuro.models neuron (LIF, CubaLIF, Izhikevich, ...), got {model!r}")
+        self.net, self.n, self.model, self.name = net, int(n), model, name
+        self.receptors: list[float] = []  # tau_syn of each receptor current
+        self.i_ext = np.zeros(self.n, np.float32)
+        self._initial = dict(initial or {})
+        self.reset_state()
+
+    def reset_state(self):
+        st = self.model.initial_state(self.n)
+        for k, v in self._initial.items():
+            if k not in st:
+                raise ValueError(f"unknown state {k!r} for {type(self.model).__name__}; has {list(st)}")
+            st[k] = np.broadcast_to(np.asarray(v, np.float32), (self.n,)).copy()
+        self.state = st
+
+    def receptor(self, tau_syn: float) -> int:
+        if not (math.isfinite(tau_syn) and tau_syn > 0):
+            raise ValueError(f"tau_syn must be > 0 ms, got {tau_syn}")
+        for k, t in enumerate(self.receptors):
+            if t == tau_syn:
+                return k
+        self.receptors.append(float(tau_syn))
+        return len(self.receptors) - 1
+
+    def inject(self, current_nA) -> None:
+        """A constant current injection [nA], one value or one per neuron (replaces the previous one)."""
+        arr = np.asarray(current_nA, dtype=np.float32)
+        if arr.size not in (1, self.n) or not np.all(np.isfinite(arr)):
+            raise ValueError(f"current must be finite, 1 or {self.n} values, got shape {arr.shape}")
+        self.i_ext = np.broadcast_to(arr.reshape(-1), (self.n,)).astype(np.float32).copy()
+
+    def __len__(self):
+        return self.n
+
+    def __repr__(self):
+        return f"Population({self.name!r}, n={self.n}, model={type(self.model).__name__})"
+
+
+class PoissonSource:
+    """``n`` independent Poisson spike trains at ``rate_hz`` (one value or one per source)."""
+
+    def __init__(self, n: int, rate_hz, name: str):
+        rate = np.broadcast_to(np.asarray(rate_hz, np.float64), (int(n),)).copy()
+        if np.any(rate < 0) or not np.all(np.isfinite(rate)):
+            raise ValueError(f"rate_hz must be finite and >= 0, got {rate_hz!r}")
+        self.n, self.rate_hz, self.name = int(n), rate, name
+
+    def __len__(self):
+        return self.n
+
+
+class SpikeTimeSource:
+    """Neurons that fire at given times: ``times_ms[i]`` is the list of spike times of source ``i``."""
+
+    def __init__(self, times_ms, name: str):
+        self.times = [np.sort(np.asarray(t, np.float64).reshape(-1)) for t in times_ms]
+        if any(np.any(t < 0) or not np.all(np.isfinite(t)) for t in self.times):
+            raise ValueError("spike times must be finite and >= 0 ms")
+        self.n, self.name = len(self.times), name
+
+    def __len__(self):
+        return self.n
+
+
+class STDP:
+    """Pair-based STDP with all-to-all traces (Song et al. 2000)::
+
+        pre before post by dt > 0:  dw = +a_plus  * exp(-dt / tau_plus)   (x (w_max - w) if multiplicative)
+        post before pre by dt > 0:  dw = -a_minus * exp(-dt / tau_minus)  (x (w - w_min) if multiplicative)
+
+    weights clipped to [w_min, w_max] (nA)."""
+
+    def __init__(self, a_plus=0.01, a_minus=0.012, tau_plus=20.0, tau_minus=20.0, w_min=0.0, w_max=1.0,
+                 multiplicative: bool = False):
+        if tau_plus <= 0 or tau_minus <= 0 or w_max < w_min:
+            raise ValueError("STDP needs tau_plus, tau_minus > 0 and w_max >= w_min")
+        self.a_plus, self.a_minus, self.tau_plus, self.tau_minus = a_plus, a_minus, tau_plus, tau_minus
+        self.w_min, self.w_max, self.multiplicative = w_min, w_max, multiplicative
+
+
+class Projection:
+    """Synapses from ``pre`` to ``post`` in CSR by source: ``indptr``, ``targets`` (int32), ``weights`` (float32,
+    nA; negative for inhibition) and ``delays`` (int32, steps)."""
+
+    def __init__(self, pre, post, pairs, weight, delay_steps, receptor: int, stdp: STDP | None, name: str):
+        pre_idx, post_idx = pairs
+        order = np.argsort(pre_idx, kind="stable")
+        self.pre, self.post, self.receptor, self.stdp, self.name = pre, post, receptor, stdp, name
+        self.targets = post_idx[order].astype(np.int32)
+        self.indptr = np.zeros(len(pre) + 1, np.int64)
+        np.cumsum(np.bincount(pre_idx, minlength=len(pre)), out=self.indptr[1:])
+        w = np.broadcast_to(np.asarray(weight, np.float32), (len(pre_idx),))
+        d = np.broadcast_to(np.asarray(delay_steps, np.int32), (len(pre_idx),))
+        self.weights = np.ascontiguousarray(w[order] if w.ndim and w.strides[0] else w, np.float32).copy()
+        self.delays = np.ascontiguousarray(d[order] if d.ndim and d.strides[0] else d, np.int32).copy()
+        if stdp is not None:  # synapses by target, for updates on post spikes
+            self.by_post = np.argsort(self.targets, kind="stable").astype(np.int64)
+            self.post_ptr = np.zeros(len(post) + 1, np.int64)
+            np.cumsum(np.bincount(self.targets, minlength=len(post)), out=self.post_ptr[1:])
+            self.pre_of = np.repeat(np.arange(len(pre), dtype=np.int32), np.diff(self.indptr))
+
+    @property
+    def n_synapses(self) -> int:
+        return len(self.targets)
+
+
+class SpikeMonitor:
+    """Spike times [ms] and neuron ids of a population or source, recorded inside the compiled loop."""
+
+    def __init__(self, target):
+        self.target = target
+        self._t: list[np.ndarray] = []
+        self._i: list[np.ndarray] = []
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.concatenate(self._t) if self._t else np.zeros(0)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return np.concatenate(self._i) if self._i else np.zeros(0, np.int32)
+
+    def count(self) -> int:
+        return int(sum(len(a) for a in self._i))
+
+    def rate_hz(self, duration_ms: float | None = None) -> float:
+        """Mean firing rate per neuron over the recorded time."""
+        dur = duration_ms if duration_ms is not None else self.target_net_time
+        return self.count() / len(self.target) / (dur / 1000.0) if dur else 0.0
+
+    def clear(self):
+        self._t.clear()
+        self._i.clear()
+
+
+class StateMonitor:
+    """A state variable of chosen neurons every ``every`` steps: ``values`` [samples, len(ids)], ``times`` [ms]."""
+
+    def __init__(self, pop: Population, var: str, ids, every: int = 1):
+        if var not in pop.model.dynamics.state:
+            raise ValueError(f"{type(pop.model).__name__} has no state {var!r}; it has {pop.model.dynamics.state}")
+        self.pop, self.var, self.every = pop, var, max(1, int(every))
+        self.ids = np.asarray(ids, np.int64).reshape(-1)
+        if len(self.ids) and (self.ids.min() < 0 or self.ids.max() >= pop.n):
+            raise ValueError(f"ids out of range for a population of {pop.n}")
+        self._v: list[np.ndarray] = []
+        self._t: list[np.ndarray] = []
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.concatenate(self._v) if self._v else np.zeros((0, len(self.ids)), np.float32)
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.concatenate(self._t) if self._t else np.zeros(0)
+
+
+class Network:
+    """Populations, sources, projections and monitors, run by one compiled loop.
+
+    Args:
+        dt: time step [ms], > 0.
+        seed: seed of the network's ``numpy.random.Generator`` (connectivity and Poisson spikes).
+        parallel: update neurons on all numba threads (spikes are the same on any thread count).
+    """
+
+    def __init__(self, dt: float = 0.1, seed: int = 0, parallel: bool = True):
+        if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt must be a finite number > 0 (ms), got {dt!r}")
+        self.dt, self.seed, self.parallel = float(dt), seed, parallel
+        self.rng = np.random.default_rng(seed)
+        self._spike_rng = np.random.default_rng([seed, 1])
+        self.populations: list[Population] = []
+        self.sources: list = []
+        self.projections: list[Projection] = []
+        self.monitors: list = []
+        self.t_steps = 0
+        self._runner = None
+
+    # -- building -----------------------------------------------------------------------------------
+    def population(self, n: int, model: NeuronModel, initial: dict | None = None, name: str | None = None
+                   ) -> Population:
+        if int(n) < 1:
+            raise ValueError(f"population size must be >= 1, got {n}")
+        pop = Population(self, n, model, name or f"pop{len(self.populations)}", initial)
+        self.populations.append(pop)
+        self._runner = None
+        return pop
+
+    def poisson(self, n: int, rate_hz, name: str | None = None) -> PoissonSource:
+        src = PoissonSource(n, rate_hz, name or f"poisson{len(self.sources)}")
+        self.sources.append(src)
+        self._runner = None
+        return src
+
+    def spike_source(self, times_ms, name: str | None = None) -> SpikeTimeSource:
+        src = SpikeTimeSource(times_ms, name or f"times{len(self.sources)}")
+        self.sources.append(src)
+        self._runner = None
+        return src
+
+    def connect(self, pre, post: Population, connector: Connector, weight=0.1, delay: float | None = None,
+                tau_syn: float = 5.0, stdp: STDP | None = None, name: str | None = None) -> Projection:
+        """Connect ``pre`` (population or source) to ``post`` with current synapses of ``weight`` nA (negative:
+        inhibitory), ``delay`` ms (a multiple of dt, default one step) and time constant ``tau_syn`` ms."""
+        if not isinstance(post, Population) or post.net is not self:
+            raise ValueError("post must be a population of this network")
+        if not isinstance(connector, Connector):
+            raise TypeError(f"connector must be a neuro.sim connector, got {connector!r}")
+        pairs = connector.connect(len(pre), len(post), self.rng)
+        n_syn = len(pairs[0])
+        w = np.asarray(weight, np.float64)
+        if w.size not in (1, n_syn):
+            raise ValueError(f"weight has {w.size} values for {n_syn} synapses (give 1 or {n_syn})")
+        if not np.all(np.isfinite(w)):
+            raise ValueError("weight contains NaN or infinite values")
+        d = np.asarray(self.dt if delay is None else delay, np.float64)
+        if d.size not in (1, n_syn):
+            raise ValueError(f"delay has {d.size} values for {n_syn} synapses")
+        if np.any(d < self.dt - 1e-9) or not np.all(np.isfinite(d)):
+            raise ValueError(f"delays must be >= dt = {self.dt} ms, got min {float(np.min(d))}")
+        steps = np.round(d / self.dt)
+        if np.any(np.abs(steps * self.dt - d) > 1e-6 * max(1.0, float(np.max(d)))):
+            raise ValueError(f"delays must be multiples of dt = {self.dt} ms")
+        receptor = post.receptor(tau_syn)
+        proj = Projection(pre, post, pairs, w.astype(np.float32), steps.astype(np.int32), receptor, stdp,
+                          name or f"proj{len(self.projections)}")
+        self.projections.append(proj)
+        self._runner = None
+        return proj
+
+    def spike_monitor(self, target) -> SpikeMonitor:
+        mon = SpikeMonitor(target)
+        self.monitors.append(mon)
+        self._runner = None
+        return mon
+
+    def state_monitor(self, pop: Population, var: str = "v", ids=None, every: int = 1) -> StateMonitor:
+        mon = StateMonitor(pop, var, np.arange(pop.n) if ids is None else ids, every)
+        if any(isinstance(m, StateMonitor) and m.pop is pop for m in self.monitors):
+            raise ValueError(f"{pop.name} already has a state monitor (one per population)")
+        self.monitors.append(mon)
+        self._runner = None
+        return mon
+
+    # -- running --------------------------------------------------------------------------------------
+    def _coupling(self, pop: Population, params: dict) -> np.ndarray:
+        """Factor from each receptor current [nA] to the model's input ``x`` for one step."""
+        k = np.ones((max(1, len(pop.receptors)), pop.n), np.float32)
+        if isinstance(pop.model, LIF) and pop.model._decay_override is None:
+            tau_m = np.broadcast_to(pop.model.tau_m, (pop.n,))
+            r = np.broadcast_to(pop.model.tau_m / pop.model.cm, (pop.n,))
+            gain = np.broadcast_to(params["gain"], (pop.n,)).astype(np.float64)
+            em = np.exp(-self.dt / tau_m)
+            for j, tau in enumerate(pop.receptors):
+                es = math.exp(-self.dt / tau)
+                same = np.isclose(tau, tau_m)
+                p21 = np.where(same, self.dt / tau_m * em, tau / np.where(same, 1.0, tau - tau_m) * (es - em))
+                k[j] = (r * p21 / gain).astype(np.float32)
+        return k
+
+    def _prepare(self, steps_total: int):
+        pops, pois, timed, projs = [], [], [], []
+        mon_index = {id(m.target): i for i, m in enumerate(self.monitors) if isinstance(m, SpikeMonitor)}
+        smon = {id(m.pop): m for m in self.monitors if isinstance(m, StateMonitor)}
+        emit_name = {}
+        arrays = []
+        for k, pop in enumerate(self.populations):
+            dyn = pop.model.dynamics
+            params = pop.model.kernel_params(self.dt)
+            n, R = pop.n, max(1, len(pop.receptors))
+            max_d = max([int(p.delays.max()) for p in self.projections if p.post is pop and p.n_synapses] or [1])
+            if not hasattr(pop, "_isyn") or pop._isyn.shape != (R, n):
+                pop._isyn = np.zeros((R, n), np.float32)
+            if not hasattr(pop, "_buf") or pop._buf.shape != (max_d + 1, R, n):
+                pop._buf = np.zeros((max_d + 1, R, n), np.float32)
+            sdec = np.array([math.exp(-self.dt / t) for t in pop.receptors] or [0.0], np.float32)
+            pop._st = pack_state(dyn, pop.state, n)
+            sm = smon.get(id(pop))
+            smi = sm.ids if sm is not None else np.zeros(0, np.int64)
+            smo = np.zeros((steps_total // (sm.every if sm else 1) + 2, len(smi)), np.float32)
+            smn = np.array([0, sm.every if sm else 1, dyn.state.index(sm.var) if sm else 0], np.int64)
+            fired = np.zeros(n, np.uint8)
+            arrays += [pop._st, pack_params(dyn, params, n), pack_options(dyn, pop.model.kernel_options()),
+                       pop._isyn, sdec, self._coupling(pop, params), pop._buf, pop.i_ext, fired, smi, smo, smn]
+            pops.append({"dyn": dyn, "mon": mon_index.get(id(pop), -1), "smo": smo, "smn": smn, "sm": sm})
+            emit_name[id(pop)] = f"fired{k}"
+            pop._fired = fired
+        p_arrays, f_arrays = [], []
+        for src in self.sources:
+            if isinstance(src, PoissonSource):
+                q = len(pois)
+                p_arrays.append((1.0 - np.exp(-src.rate_hz * self.dt / 1000.0)).astype(np.float64))
+                f = np.zeros(src.n, np.uint8)
+                f_arrays.append(f)
+                pois.append({"mon": mon_index.get(id(src), -1)})
+                emit_name[id(src)] = f"fq{q}"
+        arrays += p_arrays + f_arrays
+        for src in self.sources:
+            if isinstance(src, SpikeTimeSource):
+                u = len(timed)
+                steps = [np.round(t / self.dt).astype(np.int64) for t in src.times]
+                ids = np.concatenate([np.full(len(s), i, np.int32) for i, s in enumerate(steps)] or [np.zeros(0, np.int32)])
+                allsteps = np.concatenate(steps) if steps else np.zeros(0, np.int64)
+                order = np.argsort(allsteps, kind="stable")
+                horizon = self.t_steps + steps_total + 1
+                counts = np.bincount(allsteps[allsteps < horizon], minlength=horizon)
+                sptr = np.zeros(horizon + 1, np.int64)
+                np.cumsum(counts, out=sptr[1:])
+                keep = allsteps[order] < horizon
+                arrays += [sptr, ids[order][keep].astype(np.int32), np.zeros(src.n, np.uint8)]
+                timed.append({"mon": mon_index.get(id(src), -1)})
+                emit_name[id(src)] = f"fu{u}"
+        for proj in self.projections:
+            d = {"pre_fired": emit_name[id(proj.pre)], "post": self.populations.index(proj.post),
+                 "receptor": proj.receptor, "stdp": proj.stdp is not None}
+            arrays += [proj.indptr, proj.targets, proj.weights, proj.delays]
+            if proj.stdp is not None:
+                s = proj.stdp
+                if not hasattr(proj, "_xpre"):
+                    proj._xpre = np.zeros(len(proj.pre), np.float64)
+                    proj._xpost = np.zeros(len(proj.post), np.float64)
+                sp = np.array([s.a_plus, s.a_minus, 0.0, s.w_min, s.w_max, float(s.multiplicative),
+                               math.exp(-self.dt / s.tau_plus), math.exp(-self.dt / s.tau_minus)])
+                arrays += [proj._xpre, proj._xpost, proj.by_post, proj.post_ptr, proj.pre_of, sp]
+            projs.append(d)
+        if self._runner is None:
+            self._runner = build(pops, pois, timed, projs, self.parallel)
+        return pops, arrays
+
+    def run(self, duration_ms: float, progress: bool = False) -> None:
+        """Advance the network by ``duration_ms``; runs can be continued. All in compiled code, in chunks
+        between which the spike buffer grows if needed (a progress bar per chunk when ``progress``)."""
+        from tqdm.auto import tqdm
+
+        if not (math.isfinite(duration_ms) and duration_ms >= 0):
+            raise ValueError(f"duration_ms must be finite and >= 0, got {duration_ms}")
+        steps = int(round(duration_ms / self.dt))
+        if steps == 0:
+            return
+        pops, arrays = self._prepare(steps)
+        n_mon = sum(len(m.target) for m in self.monitors if isinstance(m, SpikeMonitor))
+        cap = max(1 << 16, min(n_mon * steps, 20_000_000)) + n_mon
+        done = 0
+        bar = tqdm(total=steps, desc="simulating", unit="step", disable=not progress, leave=False)
+        gen = self._spike_rng  # one stream across runs: run(a); run(b) == run(a + b)
+        try:
+            while done < steps:
+                ev_t = np.empty(cap, np.int64)
+                ev_m = np.empty(cap, np.int32)
+                ev_i = np.empty(cap, np.int32)
+                ev_n = np.zeros(1, np.int64)
+                ran = self._runner(self.t_steps, steps - done, self.dt, gen, ev_t, ev_m, ev_i, ev_n, cap, *arrays)
+                if ran == 0 and done < steps:
+                    cap *= 2
+                    continue
+                n = int(ev_n[0])
+                mons = [m for m in self.monitors if isinstance(m, SpikeMonitor)]
+                for idx, mon in enumerate(mons):
+                    sel = ev_m[:n] == self.monitors.index(mon)
+                    mon._t.append(ev_t[:n][sel] * self.dt)
+                    mon._i.append(ev_i[:n][sel].copy())
+                    del idx
+                self.t_steps += ran
+                done += ran
+                bar.update(ran)
+        finally:
+            bar.close()
+            for k, (pop, d) in enumerate(zip(self.populations, pops, strict=True)):
+                for a, name in enumerate(pop.model.dynamics.state):
+                    pop.state[name] = pop._st[a].copy()
+                sm = d["sm"]
+                if sm is not None:
+                    cnt = int(d["smn"][0])
+                    sm._v.append(d["smo"][:cnt].copy())
+                    first = sm._t[-1][-1] / self.dt + sm.every if sm._t and len(sm._t[-1]) else 0
+                    sm._t.append((np.arange(cnt) * sm.every + first) * self.dt)
+                del k
+        for m in self.monitors:
+            if isinstance(m, SpikeMonitor):
+                m.target_net_time = self.t_steps * self.dt
+
+    @property
+    def t(self) -> float:
+        """Current time [ms]."""
+        return self.t_steps * self.dt
+
+    def reset(self) -> None:
+        """Back to t = 0: neuron states to their initial values, synaptic currents and traces cleared,
+        monitors emptied; structure and weights kept."""
+        self.t_steps = 0
+        for pop in self.populations:
+            pop.reset_state()
+            for attr in ("_isyn", "_buf"):
+                if hasattr(pop, attr):
+                    getattr(pop, attr)[...] = 0
+        for proj in self.projections:
+            for attr in ("_xpre", "_xpost"):
+                if hasattr(proj, attr):
+                    getattr(proj, attr)[...] = 0
+        for m in self.monitors:
+            m._t.clear()
+            (m._i if isinstance(m, SpikeMonitor) else m._v).clear()
+        self._spike_rng = np.random.default_rng([self.seed, 1])
+
+
+from neuro.sim.engine import build  # noqa: E402  (the engine imports nothing from here)
+
+_ = codegen
