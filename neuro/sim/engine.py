@@ -44,7 +44,7 @@ def build(pops, poissons, timed, projections, parallel: bool):
         _p(L, 8, f"for k in range(sptr{u}[t], sptr{u}[t + 1]):")
         _p(L, 12, f"fu{u}[sids{u}[k]] = 1")
     for k, p in enumerate(pops):
-        S, P, O = len(p["dyn"].state), len(p["dyn"].params), max(1, len(p["dyn"].options))
+        S, P = len(p["dyn"].state), len(p["dyn"].params)
         st = [f"st{k}[{a}, i]" for a in range(S)]
         call = ", ".join(st + ["x"] + [f"par{k}[{a}, i]" for a in range(P)]
                          + [f"opt{k}[{a}]" for a in range(len(p["dyn"].options))] + ["np.float32(dt)"])
@@ -64,7 +64,6 @@ def build(pops, poissons, timed, projections, parallel: bool):
         _p(L, 12, f"for j in range(smi{k}.shape[0]):")
         _p(L, 16, f"smo{k}[smn{k}[0], j] = st{k}[smn{k}[2], smi{k}[j]]")
         _p(L, 12, f"smn{k}[0] += 1")
-        del O
     emitters = ([(f"fired{k}", p["mon"]) for k, p in enumerate(pops)] + [(f"fq{q}", s["mon"]) for q, s in
                 enumerate(poissons)] + [(f"fu{u}", s["mon"]) for u, s in enumerate(timed)])
     for name, mon in emitters:

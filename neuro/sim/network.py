@@ -6,7 +6,8 @@ delays through a ring buffer; propagation is event-driven (work grows with spike
 their model's own scalar ``step`` (:mod:`neuro.models`); for LIF populations the synaptic currents enter
 through the exact propagator (the same as Brian2/NEST for this linear system)::
 
-    v[t+1] = v_rest + e^{-dt/tau_m} (v[t] - v_rest) + sum_r R tau_r/(tau_r - tau_m) (e^{-dt/tau_r} - e^{-dt/tau_m}) I_r[t]
+    v[t+1] = v_rest + e^{-dt/tau_m} (v[t] - v_rest)
+             + sum_r R tau_r/(tau_r - tau_m) (e^{-dt/tau_r} - e^{-dt/tau_m}) I_r[t]
 
 Example:
     >>> import neuro
@@ -338,7 +339,8 @@ class Network:
             if isinstance(src, SpikeTimeSource):
                 u = len(timed)
                 steps = [np.round(t / self.dt).astype(np.int64) for t in src.times]
-                ids = np.concatenate([np.full(len(s), i, np.int32) for i, s in enumerate(steps)] or [np.zeros(0, np.int32)])
+                ids = np.concatenate([np.full(len(s), i, np.int32) for i, s in enumerate(steps)]
+                                     or [np.zeros(0, np.int32)])
                 allsteps = np.concatenate(steps) if steps else np.zeros(0, np.int64)
                 order = np.argsort(allsteps, kind="stable")
                 horizon = self.t_steps + steps_total + 1
