@@ -12,7 +12,15 @@ Example:
     15
 """
 
-from neuro.sim.connectors import AllToAll, Connector, FixedInDegree, FixedProbability, FromList, OneToOne
+from neuro.sim.connectors import (
+    AllToAll,
+    Connector,
+    FixedInDegree,
+    FixedProbability,
+    FromList,
+    FromSubset,
+    OneToOne,
+)
 from neuro.sim.network import (
     STDP,
     Network,
@@ -25,4 +33,4 @@ from neuro.sim.network import (
 )
 
 __all__ = ["Network", "Population", "Projection", "PoissonSource", "SpikeTimeSource", "STDP", "SpikeMonitor",
-           "StateMonitor", "AllToAll", "OneToOne", "FixedProbability", "FixedInDegree", "FromList", "Connector"]
+           "StateMonitor", "AllToAll", "OneToOne", "FixedProbability", "FixedInDegree", "FromList", "FromSubset", "Connector"]

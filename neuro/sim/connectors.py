@@ -70,10 +70,16 @@ class FixedInDegree(Connector):
         self.k, self.seed = int(k), seed
 
     def connect(self, n_pre, n_post, rng):
-        rng = np.random.default_rng(self.seed) if self.seed is not None else rng
-        pre = rng.integers(0, n_pre, size=n_post * self.k, dtype=np.int64)
-        post = np.repeat(np.arange(n_post, dtype=np.int64), self.k)
-        return pre, post
+        indptr, targets = self.csr(n_pre, n_post, rng)
+        pre = np.repeat(np.arange(n_pre, dtype=np.int64), np.diff(indptr))
+        return pre, targets.astype(np.int64)
+
+    def csr(self, n_pre, n_post, rng):
+        """``(indptr, targets)`` by source, built in compiled code without pair arrays (for 100 M synapses)."""
+        from neuro.sim.random import fixed_indegree_csr
+
+        seed = self.seed if self.seed is not None else int(rng.integers(1 << 62))
+        return fixed_indegree_csr(n_pre, n_post, self.k, seed)
 
 
 class FromList(Connector):
@@ -88,3 +94,34 @@ class FromList(Connector):
                                                                                              self.post.min()) < 0):
             raise ValueError(f"FromList indices out of range for populations of {n_pre} and {n_post} neurons")
         return self.pre.copy(), self.post.copy()
+
+
+class FromSubset(Connector):
+    """Apply ``connector`` from the pre neurons ``start .. start+count-1`` only (e.g. the excitatory part of
+    one population that holds both E and I neurons)."""
+
+    def __init__(self, connector: Connector, start: int, count: int):
+        self.inner, self.start, self.count = connector, int(start), int(count)
+
+    def _check(self, n_pre):
+        if self.start < 0 or self.start + self.count > n_pre:
+            raise ValueError(f"subset {self.start}..{self.start + self.count - 1} outside {n_pre} pre neurons")
+
+    def connect(self, n_pre, n_post, rng):
+        self._check(n_pre)
+        pre, post = self.inner.connect(self.count, n_post, rng)
+        return pre + self.start, post
+
+    def csr(self, n_pre, n_post, rng):
+        self._check(n_pre)
+        if not hasattr(self.inner, "csr"):
+            pre, post = self.connect(n_pre, n_post, rng)
+            order = np.argsort(pre, kind="stable")
+            indptr = np.zeros(n_pre + 1, np.int64)
+            np.cumsum(np.bincount(pre, minlength=n_pre), out=indptr[1:])
+            return indptr, post[order].astype(np.int32)
+        sub_ptr, targets = self.inner.csr(self.count, n_post, rng)
+        indptr = np.zeros(n_pre + 1, np.int64)
+        indptr[self.start + 1:self.start + self.count + 1] = sub_ptr[1:]
+        indptr[self.start + self.count + 1:] = sub_ptr[-1]
+        return indptr, targets

@@ -12,14 +12,14 @@ def _p(lines, indent, text):
 
 def build(pops, poissons, timed, projections, parallel: bool):
     """Source and loaded module for this structure. ``pops`` etc. are lists of descriptor dicts."""
-    head = ["import numba", "import numpy as np"]
+    head = ["import numba", "import numpy as np", "from neuro.sim.random import poisson as _poisson"]
     args = ["t0", "nsteps", "dt", "rng", "ev_t", "ev_m", "ev_i", "ev_n", "ev_cap"]
     body: list[str] = []
     for k, p in enumerate(pops):
         mod, attr = importable_name(p["dyn"].step)
         head.append(f"from {mod} import {attr} as _step{k}")
         args += [f"st{k}", f"par{k}", f"opt{k}", f"isyn{k}", f"sdec{k}", f"kco{k}", f"buf{k}", f"iext{k}",
-                 f"fired{k}", f"smi{k}", f"smo{k}", f"smn{k}"]
+                 f"fired{k}", f"smi{k}", f"smo{k}", f"smn{k}", f"drv{k}"]
     args += [f"prob{q}" for q in range(len(poissons))] + [f"fq{q}" for q in range(len(poissons))]
     for u in range(len(timed)):
         args += [f"sptr{u}", f"sids{u}", f"fu{u}"]
@@ -53,6 +53,8 @@ def build(pops, poissons, timed, projections, parallel: bool):
         _p(L, 12, f"x = iext{k}[i]")
         _p(L, 12, f"for r in range(isyn{k}.shape[0]):")
         _p(L, 16, f"cur = isyn{k}[r, i] + buf{k}[slot{k}, r, i]")
+        _p(L, 16, f"if r == drv{k}[2]:")
+        _p(L, 20, f"cur += np.float32(drv{k}[1] * _poisson(np.int64(drv{k}[3]), t * fired{k}.shape[0] + i, drv{k}[0]))")
         _p(L, 16, f"buf{k}[slot{k}, r, i] = 0.0")
         _p(L, 16, f"x += kco{k}[r, i] * cur")
         _p(L, 16, f"isyn{k}[r, i] = cur * sdec{k}[r]")
@@ -93,7 +95,9 @@ def build(pops, poissons, timed, projections, parallel: bool):
             _p(L, 20, f"if sp{j}[5] > 0:")
             _p(L, 24, f"dep *= w{j}[k] - sp{j}[3]")
             _p(L, 20, f"w{j}[k] = max(sp{j}[3], w{j}[k] - dep)")
-        _p(L, 20, f"buf{post}[(t + d{j}[k]) % buf{post}.shape[0], {r}, tg] += w{j}[k]")
+        wk = f"w{j}[0]" if pr.get("uniform_w") else f"w{j}[k]"
+        dk = f"d{j}[0]" if pr.get("uniform_d") else f"d{j}[k]"
+        _p(L, 20, f"buf{post}[(t + {dk}) % buf{post}.shape[0], {r}, tg] += {wk}")
         if pr["stdp"]:
             _p(L, 8, f"for i in range(fired{post}.shape[0]):")
             _p(L, 12, f"if fired{post}[i]:")

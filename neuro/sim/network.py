@@ -41,6 +41,7 @@ class Population:
         self.net, self.n, self.model, self.name = net, int(n), model, name
         self.receptors: list[float] = []  # tau_syn of each receptor current
         self.i_ext = np.zeros(self.n, np.float32)
+        self.drive = None
         self._initial = dict(initial or {})
         self.reset_state()
 
@@ -53,13 +54,22 @@ class Population:
         self.state = st
 
     def receptor(self, tau_syn: float) -> int:
-        if not (math.isfinite(tau_syn) and tau_syn > 0):
-            raise ValueError(f"tau_syn must be > 0 ms, got {tau_syn}")
+        """Index of the receptor with this time constant (``0``: delta synapse, a jump of ``weight`` mV)."""
+        if not (math.isfinite(tau_syn) and tau_syn >= 0):
+            raise ValueError(f"tau_syn must be >= 0 ms (0 for delta synapses), got {tau_syn}")
         for k, t in enumerate(self.receptors):
             if t == tau_syn:
                 return k
         self.receptors.append(float(tau_syn))
         return len(self.receptors) - 1
+
+    def poisson_drive(self, rate_hz: float, weight: float, tau_syn: float = 0.0, seed: int = 0) -> None:
+        """Independent Poisson input to every neuron (``rate_hz`` events of ``weight`` each; ``tau_syn=0``:
+        voltage jumps in mV), drawn inside the compiled loop with a counter-based generator so the spikes are
+        the same on any thread count (NEST's ``poisson_generator``, without a source population)."""
+        if not (rate_hz >= 0 and math.isfinite(rate_hz) and math.isfinite(weight)):
+            raise ValueError(f"rate_hz must be >= 0 and weight finite, got {rate_hz}, {weight}")
+        self.drive = (float(rate_hz), float(weight), self.receptor(tau_syn), int(seed))
 
     def inject(self, current_nA) -> None:
         """A constant current injection [nA], one value or one per neuron (replaces the previous one)."""
@@ -121,17 +131,29 @@ class Projection:
     """Synapses from ``pre`` to ``post`` in CSR by source: ``indptr``, ``targets`` (int32), ``weights`` (float32,
     nA; negative for inhibition) and ``delays`` (int32, steps)."""
 
-    def __init__(self, pre, post, pairs, weight, delay_steps, receptor: int, stdp: STDP | None, name: str):
-        pre_idx, post_idx = pairs
-        order = np.argsort(pre_idx, kind="stable")
+    def __init__(self, pre, post, pairs, weight, delay_steps, receptor: int, stdp: STDP | None, name: str,
+                 csr=None):
         self.pre, self.post, self.receptor, self.stdp, self.name = pre, post, receptor, stdp, name
-        self.targets = post_idx[order].astype(np.int32)
-        self.indptr = np.zeros(len(pre) + 1, np.int64)
-        np.cumsum(np.bincount(pre_idx, minlength=len(pre)), out=self.indptr[1:])
-        w = np.broadcast_to(np.asarray(weight, np.float32), (len(pre_idx),))
-        d = np.broadcast_to(np.asarray(delay_steps, np.int32), (len(pre_idx),))
-        self.weights = np.ascontiguousarray(w[order] if w.ndim and w.strides[0] else w, np.float32).copy()
-        self.delays = np.ascontiguousarray(d[order] if d.ndim and d.strides[0] else d, np.int32).copy()
+        if csr is not None:
+            self.indptr, self.targets = csr
+            order = None
+            pre_idx = np.zeros(len(self.targets), np.int64)[:0]
+        else:
+            pre_idx, post_idx = pairs
+            order = np.argsort(pre_idx, kind="stable")
+            self.targets = post_idx[order].astype(np.int32)
+            self.indptr = np.zeros(len(pre) + 1, np.int64)
+            np.cumsum(np.bincount(pre_idx, minlength=len(pre)), out=self.indptr[1:])
+        n_syn = len(self.targets)
+        w = np.asarray(weight, np.float32).reshape(-1)
+        d = np.asarray(delay_steps, np.int32).reshape(-1)
+        # one shared weight / delay is stored once (4 bytes a synapse for the targets alone); plastic
+        # synapses always get their own weights
+        if w.size == 1 and stdp is not None:
+            w = np.repeat(w, n_syn)
+        self.weights = (w[order] if w.size > 1 and order is not None else w).astype(np.float32).copy()
+        self.delays = (d[order] if d.size > 1 and order is not None else d).astype(np.int32).copy()
+        del pre_idx
         if stdp is not None:  # synapses by target, for updates on post spikes
             self.by_post = np.argsort(self.targets, kind="stable").astype(np.int64)
             self.post_ptr = np.zeros(len(post) + 1, np.int64)
@@ -141,6 +163,11 @@ class Projection:
     @property
     def n_synapses(self) -> int:
         return len(self.targets)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.targets, self.indptr, self.weights, self.delays]
+        return int(sum(a.nbytes for a in arrays))
 
 
 class SpikeMonitor:
@@ -246,8 +273,10 @@ class Network:
             raise ValueError("post must be a population of this network")
         if not isinstance(connector, Connector):
             raise TypeError(f"connector must be a neuro.sim connector, got {connector!r}")
-        pairs = connector.connect(len(pre), len(post), self.rng)
-        n_syn = len(pairs[0])
+        scalar = np.size(weight) == 1 and (delay is None or np.size(delay) == 1) and stdp is None
+        csr = connector.csr(len(pre), len(post), self.rng) if scalar and hasattr(connector, "csr") else None
+        pairs = None if csr is not None else connector.connect(len(pre), len(post), self.rng)
+        n_syn = len(csr[1]) if csr is not None else len(pairs[0])
         w = np.asarray(weight, np.float64)
         if w.size not in (1, n_syn):
             raise ValueError(f"weight has {w.size} values for {n_syn} synapses (give 1 or {n_syn})")
@@ -263,7 +292,7 @@ class Network:
             raise ValueError(f"delays must be multiples of dt = {self.dt} ms")
         receptor = post.receptor(tau_syn)
         proj = Projection(pre, post, pairs, w.astype(np.float32), steps.astype(np.int32), receptor, stdp,
-                          name or f"proj{len(self.projections)}")
+                          name or f"proj{len(self.projections)}", csr=csr)
         self.projections.append(proj)
         self._runner = None
         return proj
@@ -292,6 +321,9 @@ class Network:
             gain = np.broadcast_to(params["gain"], (pop.n,)).astype(np.float64)
             em = np.exp(-self.dt / tau_m)
             for j, tau in enumerate(pop.receptors):
+                if tau == 0:  # delta synapse: the weight [mV] lands on the membrane in this step
+                    k[j] = (1.0 / gain).astype(np.float32)
+                    continue
                 es = math.exp(-self.dt / tau)
                 same = np.isclose(tau, tau_m)
                 p21 = np.where(same, self.dt / tau_m * em, tau / np.where(same, 1.0, tau - tau_m) * (es - em))
@@ -308,20 +340,22 @@ class Network:
             dyn = pop.model.dynamics
             params = pop.model.kernel_params(self.dt)
             n, R = pop.n, max(1, len(pop.receptors))
-            max_d = max([int(p.delays.max()) for p in self.projections if p.post is pop and p.n_synapses] or [1])
+            max_d = max([int(p.delays.max()) for p in self.projections if p.post is pop and p.delays.size] or [1])
             if not hasattr(pop, "_isyn") or pop._isyn.shape != (R, n):
                 pop._isyn = np.zeros((R, n), np.float32)
             if not hasattr(pop, "_buf") or pop._buf.shape != (max_d + 1, R, n):
                 pop._buf = np.zeros((max_d + 1, R, n), np.float32)
-            sdec = np.array([math.exp(-self.dt / t) for t in pop.receptors] or [0.0], np.float32)
+            sdec = np.array([math.exp(-self.dt / t) if t > 0 else 0.0 for t in pop.receptors] or [0.0], np.float32)
             pop._st = pack_state(dyn, pop.state, n)
             sm = smon.get(id(pop))
             smi = sm.ids if sm is not None else np.zeros(0, np.int64)
             smo = np.zeros((steps_total // (sm.every if sm else 1) + 2, len(smi)), np.float32)
             smn = np.array([0, sm.every if sm else 1, dyn.state.index(sm.var) if sm else 0], np.int64)
             fired = np.zeros(n, np.uint8)
+            drv = np.array([pop.drive[0] * self.dt / 1000.0, pop.drive[1], pop.drive[2], pop.drive[3]]
+                           if pop.drive else [0.0, 0.0, -1.0, 0.0], np.float64)
             arrays += [pop._st, pack_params(dyn, params, n), pack_options(dyn, pop.model.kernel_options()),
-                       pop._isyn, sdec, self._coupling(pop, params), pop._buf, pop.i_ext, fired, smi, smo, smn]
+                       pop._isyn, sdec, self._coupling(pop, params), pop._buf, pop.i_ext, fired, smi, smo, smn, drv]
             pops.append({"dyn": dyn, "mon": mon_index.get(id(pop), -1), "smo": smo, "smn": smn, "sm": sm})
             emit_name[id(pop)] = f"fired{k}"
             pop._fired = fired
@@ -353,7 +387,8 @@ class Network:
                 emit_name[id(src)] = f"fu{u}"
         for proj in self.projections:
             d = {"pre_fired": emit_name[id(proj.pre)], "post": self.populations.index(proj.post),
-                 "receptor": proj.receptor, "stdp": proj.stdp is not None}
+                 "receptor": proj.receptor, "stdp": proj.stdp is not None,
+                 "uniform_w": proj.weights.size == 1, "uniform_d": proj.delays.size == 1}
             arrays += [proj.indptr, proj.targets, proj.weights, proj.delays]
             if proj.stdp is not None:
                 s = proj.stdp

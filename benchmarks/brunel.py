@@ -1,0 +1,70 @@
+"""Brunel (2000) balanced network at full size: 80k excitatory + 20k inhibitory LIF neurons, fixed in-degree
+1000 (800 E + 200 I: 100 M synapses), J = 0.1 mV, g = 5, delay 1.5 ms, tau_m 20 ms, threshold 20 mV,
+reset 10 mV, refractory 2 ms, external Poisson drive at twice the threshold rate, dt 0.1 ms, 1 s.
+
+Last line: one JSON object with setup_s, run_s, peak_mem_mb, bytes_per_synapse, rate_hz.
+
+    python benchmarks/brunel.py [--scale 1.0] [--duration 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numba
+
+
+def vmhwm_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the 100k neurons (in-degree scales too)")
+    ap.add_argument("--duration", type=float, default=1000.0)
+    ap.add_argument("--threads", type=int, default=min(2, numba.config.NUMBA_NUM_THREADS))
+    ap.add_argument("--progress", action="store_true")
+    args = ap.parse_args()
+    numba.set_num_threads(args.threads)
+    import neuro
+
+    base_mem = vmhwm_mb()
+    t0 = time.perf_counter()
+    n_e, n_i = int(80_000 * args.scale), int(20_000 * args.scale)
+    c_e, c_i = int(800 * args.scale), int(200 * args.scale)
+    J, g, theta, tau = 0.1, 5.0, 20.0, 20.0
+    nu_thr = theta / (J * c_e * tau)  # kHz
+    net = neuro.sim.Network(dt=0.1, seed=1)
+    cell = neuro.models.LIF(tau_m=tau, cm=1.0, v_rest=0.0, v_thresh=theta, v_reset=10.0, tau_refrac=2.0)
+    pop = net.population(n_e + n_i, cell)
+    pop.poisson_drive(rate_hz=2 * nu_thr * c_e * 1000.0, weight=J, tau_syn=0.0, seed=7)
+    # E sources are neurons 0..n_e-1, I sources n_e.. ; one projection each with a shared weight and delay
+    exc = net.connect(pop, pop, neuro.sim.FromSubset(neuro.sim.FixedInDegree(c_e, seed=11), 0, n_e), weight=J, delay=1.5,
+                      tau_syn=0.0)
+    inh = net.connect(pop, pop, neuro.sim.FromSubset(neuro.sim.FixedInDegree(c_i, seed=12), n_e, n_i), weight=-g * J, delay=1.5,
+                      tau_syn=0.0)
+    mon = net.spike_monitor(pop)
+    net.run(0.1)  # compile or load the loop
+    setup_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    net.run(args.duration, progress=args.progress)
+    run_s = time.perf_counter() - t1
+    n_syn = exc.n_synapses + inh.n_synapses
+    syn_bytes = exc.nbytes + inh.nbytes
+    rate = mon.count() / (n_e + n_i) / ((args.duration + 0.1) / 1000.0)
+    print(f"{n_e + n_i} neurons, {n_syn / 1e6:.1f} M synapses ({syn_bytes / n_syn:.2f} B/synapse), "
+          f"setup {setup_s:.1f} s, loop {run_s:.1f} s for {args.duration:.0f} ms on {args.threads} threads, "
+          f"{rate:.1f} Hz")
+    print(json.dumps({"setup_s": setup_s, "run_s": run_s, "peak_mem_mb": vmhwm_mb() - base_mem,
+                      "bytes_per_synapse": syn_bytes / n_syn, "rate_hz": rate, "synapses": n_syn,
+                      "threads": args.threads}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Counter-based random numbers for compiled loops: the value for (seed, step, neuron) is a pure function
+of those three, so parallel loops give the same numbers on any thread count (splitmix64 finaliser)."""
+
+import numba
+import numpy as np
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_SCALE = 1.0 / 9007199254740992.0  # 2^-53
+
+
+@numba.njit(inline="always")
+def uniform(seed, counter):
+    """A float64 uniform in [0, 1) for (seed, counter)."""
+    z = np.uint64(seed) + (np.uint64(counter) + np.uint64(1)) * _GOLDEN
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    z = z ^ (z >> _S31)
+    return float(z >> _S11) * _SCALE
+
+
+@numba.njit(inline="always")
+def poisson(seed, counter, lam):
+    """A Poisson(lam) count by inversion from one uniform (fine for the small lam of one time step)."""
+    u = uniform(seed, counter)
+    k = 0
+    p = np.exp(-lam)
+    f = p
+    while u > f and k < 1000:
+        k += 1
+        p *= lam / k
+        f += p
+    return k
+
+
+@numba.njit(cache=True)
+def fixed_indegree_csr(n_pre, n_post, k, seed):
+    """CSR by source of ``k`` random sources per target (with repetition), without pair arrays."""
+    counts = np.zeros(n_pre + 1, np.int64)
+    for j in range(n_post):
+        for m in range(k):
+            src = int(uniform(seed, j * k + m) * n_pre)
+            counts[src + 1] += 1
+    indptr = np.cumsum(counts)
+    fill = indptr[:-1].copy()
+    targets = np.empty(n_post * k, np.int32)
+    for j in range(n_post):
+        for m in range(k):
+            src = int(uniform(seed, j * k + m) * n_pre)
+            targets[fill[src]] = j
+            fill[src] += 1
+    return indptr, targets
