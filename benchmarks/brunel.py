@@ -45,10 +45,10 @@ def main() -> None:
     pop = net.population(n_e + n_i, cell)
     pop.poisson_drive(rate_hz=2 * nu_thr * c_e * 1000.0, weight=J, tau_syn=0.0, seed=7)
     # E sources are neurons 0..n_e-1, I sources n_e.. ; one projection each with a shared weight and delay
-    exc = net.connect(pop, pop, neuro.sim.FromSubset(neuro.sim.FixedInDegree(c_e, seed=11), 0, n_e), weight=J, delay=1.5,
-                      tau_syn=0.0)
-    inh = net.connect(pop, pop, neuro.sim.FromSubset(neuro.sim.FixedInDegree(c_i, seed=12), n_e, n_i), weight=-g * J, delay=1.5,
-                      tau_syn=0.0)
+    from_e = neuro.sim.FromSubset(neuro.sim.FixedInDegree(c_e, seed=11), 0, n_e)
+    from_i = neuro.sim.FromSubset(neuro.sim.FixedInDegree(c_i, seed=12), n_e, n_i)
+    exc = net.connect(pop, pop, from_e, weight=J, delay=1.5, tau_syn=0.0)
+    inh = net.connect(pop, pop, from_i, weight=-g * J, delay=1.5, tau_syn=0.0)
     mon = net.spike_monitor(pop)
     net.run(0.1)  # compile or load the loop
     setup_s = time.perf_counter() - t0

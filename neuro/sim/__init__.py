@@ -33,4 +33,5 @@ from neuro.sim.network import (
 )
 
 __all__ = ["Network", "Population", "Projection", "PoissonSource", "SpikeTimeSource", "STDP", "SpikeMonitor",
-           "StateMonitor", "AllToAll", "OneToOne", "FixedProbability", "FixedInDegree", "FromList", "FromSubset", "Connector"]
+           "StateMonitor", "AllToAll", "OneToOne", "FixedProbability", "FixedInDegree", "FromList", "FromSubset",
+           "Connector"]
