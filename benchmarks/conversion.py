@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import digits_models as dm  # noqa: E402
-
-import neuro  # noqa: E402
+import neuro
+from neuro import digits as dm
 
 TS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 OPTIONS = {

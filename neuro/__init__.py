@@ -14,7 +14,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"models", "surrogate", "kernels", "nn", "encoding", "sim", "convert", "io", "energy", "plot",
+_SUBMODULES = {"models", "surrogate", "kernels", "nn", "encoding", "sim", "convert", "io", "energy", "plot", "digits",
                "hardware_targets", "demo", "cli"}
 
 __all__ = sorted(_SUBMODULES | {"__version__", "to_nir", "from_nir"})
