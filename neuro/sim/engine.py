@@ -68,14 +68,21 @@ def build(pops, poissons, timed, projections, parallel: bool):
         _p(L, 12, f"smn{k}[0] += 1")
     emitters = ([(f"fired{k}", p["mon"]) for k, p in enumerate(pops)] + [(f"fq{q}", s["mon"]) for q, s in
                 enumerate(poissons)] + [(f"fu{u}", s["mon"]) for u, s in enumerate(timed)])
+    # one scan a step turns each spike vector into a list; monitors and propagation walk only the spikes
     for name, mon in emitters:
+        _p(L, 8, f"c_{name} = 0")
+        _p(L, 8, f"for i in range({name}.shape[0]):")
+        _p(L, 12, f"if {name}[i]:")
+        _p(L, 16, f"l_{name}[c_{name}] = i")
+        _p(L, 16, f"c_{name} += 1")
         if mon >= 0:
-            _p(L, 8, f"for i in range({name}.shape[0]):")
-            _p(L, 12, f"if {name}[i]:")
-            _p(L, 16, "ev_t[ev_n[0]] = t")
-            _p(L, 16, f"ev_m[ev_n[0]] = {mon}")
-            _p(L, 16, "ev_i[ev_n[0]] = i")
-            _p(L, 16, "ev_n[0] += 1")
+            _p(L, 8, f"for m in range(c_{name}):")
+            _p(L, 12, "ev_t[ev_n[0]] = t")
+            _p(L, 12, f"ev_m[ev_n[0]] = {mon}")
+            _p(L, 12, f"ev_i[ev_n[0]] = l_{name}[m]")
+            _p(L, 12, "ev_n[0] += 1")
+    for name, _ in emitters:
+        body.insert(0, f"    l_{name} = np.empty({name}.shape[0], np.int32)")
     for j, pr in enumerate(projections):
         pre, post, r = pr["pre_fired"], pr["post"], pr["receptor"]
         if pr["stdp"]:
@@ -84,8 +91,9 @@ def build(pops, poissons, timed, projections, parallel: bool):
             _p(L, 12, f"xpre{j}[i] *= sp{j}[6]")
             _p(L, 8, f"for i in range(fired{post}.shape[0]):")
             _p(L, 12, f"xpost{j}[i] *= sp{j}[7]")
-        _p(L, 8, f"for i in range({pre}.shape[0]):")
-        _p(L, 12, f"if {pre}[i]:")
+        _p(L, 8, f"for m in range(c_{pre}):")
+        _p(L, 12, f"i = l_{pre}[m]")
+        _p(L, 12, "if True:")
         if pr["stdp"]:
             _p(L, 16, f"xpre{j}[i] += 1.0")
         _p(L, 16, f"for k in range(ptr{j}[i], ptr{j}[i + 1]):")

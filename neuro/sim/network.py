@@ -227,10 +227,12 @@ class Network:
     Args:
         dt: time step [ms], > 0.
         seed: seed of the network's ``numpy.random.Generator`` (connectivity and Poisson spikes).
-        parallel: update neurons on all numba threads (spikes are the same on any thread count).
+        parallel: update neurons on all numba threads (spikes are the same on any thread count); ``None``
+            (default) decides by size: the per-step cost of a parallel region only pays off for large
+            populations.
     """
 
-    def __init__(self, dt: float = 0.1, seed: int = 0, parallel: bool = True):
+    def __init__(self, dt: float = 0.1, seed: int = 0, parallel: bool | None = None):
         if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be a finite number > 0 (ms), got {dt!r}")
         self.dt, self.seed, self.parallel = float(dt), seed, parallel
@@ -400,7 +402,10 @@ class Network:
                 arrays += [proj._xpre, proj._xpost, proj.by_post, proj.post_ptr, proj.pre_of, sp]
             projs.append(d)
         if self._runner is None:
-            self._runner = build(pops, pois, timed, projs, self.parallel)
+            parallel = self.parallel
+            if parallel is None:
+                parallel = max((p.n for p in self.populations), default=0) >= 20_000
+            self._runner = build(pops, pois, timed, projs, parallel)
         return pops, arrays
 
     def run(self, duration_ms: float, progress: bool = False) -> None:
