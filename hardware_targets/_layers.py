@@ -135,16 +135,20 @@ def fold_scales(layers: list[Layer]) -> list[Layer]:
             w = layer.weight.copy()
             scale = pending
             if layer.kind == "dense":
-                w = w * np.broadcast_to(scale.reshape(-1), (w.shape[1],))[None, :]
+                w = w * np.broadcast_to(scale.reshape(-1) if scale.size > 1 else scale, (w.shape[1],))[None, :]
             else:
-                per_c = scale.reshape(scale.shape[0], -1)[:, 0] if scale.ndim > 1 else np.broadcast_to(
-                    scale, (w.shape[1],))
+                per_c = scale.reshape(scale.shape[0], -1)[:, 0] if scale.ndim >= 1 and scale.size > 1 else \
+                    np.broadcast_to(scale, (w.shape[1],))
                 w = w * per_c[None, :, None, None]
             layer.weight = w
             layer.notes.append("input spike amplitude folded into the weights")
             pending = None
         elif pending is not None and layer.kind in ("flatten", "avgpool", "sumpool"):
-            if layer.kind == "flatten" and pending.ndim > 1:
-                pending = np.broadcast_to(pending, layer.in_shape).reshape(-1)
+            if pending.ndim > 1:  # conversion scales are one value a channel: keep that through pooling
+                per_c = pending.reshape(pending.shape[0], -1)
+                if not np.allclose(per_c, per_c[:, :1]):
+                    layer.notes.append("spike amplitudes vary within a channel: folded per channel (approximate)")
+                pending = per_c[:, :1].reshape(-1, *([1] * (len(layer.out_shape) - 1))) if layer.kind != "flatten" \
+                    else np.broadcast_to(per_c[:, :1].reshape(-1, 1, 1), layer.in_shape).reshape(-1)
         out.append(layer)
     return out

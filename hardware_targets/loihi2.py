@@ -97,7 +97,10 @@ class Loihi2(Target):
             total_s += layer.synapses
             row = {"name": layer.name, "kind": layer.kind, "neurons": layer.neurons, "synapses": layer.synapses,
                    "cores": cores}
-            if layer.neuron is None:
+            if layer.neuron is None and layer is layers[-1]:
+                rep.notes.append(f"{layer.name}: output layer without neurons emitted as non-firing CUBA integrators "
+                                 "(read their voltage)")
+            elif layer.neuron is None:
                 rep.violations.append(Violation(layer.name, "neuron after synaptic layer", "none", "CUBA neuron"))
             elif isinstance(layer.neuron, nir.LI):
                 rep.notes.append(f"{layer.neuron_name}: LI readout emitted as a CUBA neuron that never fires")

@@ -14,10 +14,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from neuro.demo import run_demo
 
     summary = run_demo(args.out, size=args.size, seed=args.seed, progress=not args.no_progress)
-    print(f"report and plots written to {args.out}/ (report.md, summary.json, *.png)")
-    sim = summary.get("simulation")
-    if sim:
-        print(f"simulation: {sim['neurons']} neurons, mean rate {sim['mean_rate_hz']:.1f} Hz")
+    c, e = summary["conversion"], summary["energy"]
+    print(f"ANN accuracy {c['ann_accuracy']:.3f}; converted SNN at T=8: {c['accuracy_T8']:.3f}, "
+          f"T=32: {c['accuracy_T32']:.3f}; directly trained SNN: {summary['training']['snn_accuracy']:.3f}")
+    print(f"energy per inference at T=8: {e['energy_snn_45nm_j']:.3g} J (45 nm) vs ANN "
+          f"{e['energy_ann_45nm_j']:.3g} J; Loihi {e['energy_snn_loihi_j']:.3g} J")
+    for name, r in summary["hardware"].items():
+        print(f"{name}: {'fits' if r['fits'] else 'does not fit'}, wrote {r['file']}")
+    sim = summary["simulation"]
+    print(f"CUBA simulation: {sim['neurons']} neurons, mean rate {sim['mean_rate_hz']:.1f} Hz")
+    print(f"report and plots written to {args.out}/ (report.md, summary.json, *.png) in {summary['wall_s']:.0f} s")
     return 0
 
 

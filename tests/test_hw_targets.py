@@ -119,3 +119,21 @@ def test_quantised_converted_cnn_keeps_accuracy_within_one_point():
 def test_unknown_target_lists_known():
     with pytest.raises(ValueError, match="unknown target 'truenorth'; known targets: loihi2, speck"):
         get("truenorth")
+
+
+def test_emitted_netx_of_converted_cnn_computes_like_the_snn(tmp_path):
+    """Spike amplitudes of the converted network are folded into the next layer's weights on emit."""
+    import digits_models as dm
+
+    from neuro.hardware_targets._layers import chain, fold_scales
+
+    torch.manual_seed(0)
+    xtr, ytr, _, _ = dm.digits_split()
+    ann = dm.train(dm.cnn("avg"), xtr, ytr, epochs=2)
+    snn = neuro.convert.ann_to_snn(ann, xtr[:128], progress=False)
+    graph = neuro.to_nir(snn, (1, 8, 8))
+    layers = fold_scales(chain(graph)[0])
+    dense = [ly for ly in layers if ly.kind == "dense"][0]
+    lam = snn.thresholds[list(snn.thresholds)[-1]]
+    np.testing.assert_allclose(dense.weight, ann[-1].weight.detach().numpy() * float(lam), rtol=1e-6)
+    assert get("loihi2").emit(graph, tmp_path / "cnn.h5").fits

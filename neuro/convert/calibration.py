@@ -30,8 +30,8 @@ def neuron_sites(gm: fx.GraphModule) -> list[str]:
 
 
 def thresholds(gm: fx.GraphModule, data: torch.Tensor, method: str = "percentile", percentile: float = 99.9,
-               channel_wise: bool = False, batch_size: int = 256, progress: bool = True, seed: int = 0
-               ) -> dict[str, torch.Tensor]:
+               channel_wise: bool = False, batch_size: int = 256, progress: bool = True, seed: int = 0,
+               extra_sites: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
     """Threshold (activation scale) per neuron site: ``max`` or the ``percentile`` of the positive
     activations (Rueckauer et al. 2017), per layer or per channel; QCFS sites use their trained lambda."""
     from tqdm.auto import tqdm
@@ -41,7 +41,7 @@ def thresholds(gm: fx.GraphModule, data: torch.Tensor, method: str = "percentile
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
     modules = dict(gm.named_modules())
-    sites = neuron_sites(gm)
+    sites = neuron_sites(gm) + list(extra_sites)
     rec = _Recorder(gm, set(sites))
     with torch.no_grad():
         for start in tqdm(range(0, len(data), batch_size), desc="calibrating thresholds", disable=not progress,

@@ -17,8 +17,8 @@ from neuro.nn import TimeDistributed
 
 def ann_to_snn(model: nn.Module, calibration_data: torch.Tensor, *, threshold: str = "percentile",
                percentile: float = 99.9, channel_wise: bool = False, v_init: float | None = None,
-               bias_shift_timesteps: int | None = None, batch_size: int = 256, progress: bool = True
-               ) -> SpikingNetwork:
+               bias_shift_timesteps: int | None = None, output: str = "integrator", batch_size: int = 256,
+               progress: bool = True) -> SpikingNetwork:
     """Convert a trained ANN into a spiking network of IF neurons.
 
     Steps: trace with ``torch.fx`` (modules and functional calls), fold batch-norm into the preceding
@@ -35,6 +35,9 @@ def ann_to_snn(model: nn.Module, calibration_data: torch.Tensor, *, threshold: s
             0.5 is the half-threshold initialisation of Bu et al. 2022.
         bias_shift_timesteps: if set to T, add ``threshold / (2T)`` to the bias feeding each neuron
             layer (Deng and Gu 2021).
+        output: ``"integrator"`` (the last layer's current, summed over time, decides) or ``"spiking"``
+            (IF neurons on the output too, thresholds from the calibration data; for chips such as Speck
+            that read out spike counts).
     Returns:
         :class:`SpikingNetwork`.
 
@@ -55,16 +58,21 @@ def ann_to_snn(model: nn.Module, calibration_data: torch.Tensor, *, threshold: s
         raise ValueError("calibration_data is empty")
     if not torch.isfinite(calibration_data).all():
         raise ValueError("calibration_data contains NaN or infinite values")
+    if output not in ("integrator", "spiking"):
+        raise ValueError(f"output must be 'integrator' or 'spiking', got {output!r}")
     gm = graph.prepare(model)
-    thr = calibration.thresholds(gm, calibration_data, threshold, percentile, channel_wise, batch_size, progress)
+    out_node = next(n for n in gm.graph.nodes if n.op == "output").args[0]
+    extra = (out_node.name,) if output == "spiking" and isinstance(out_node, fx.Node) else ()
+    thr = calibration.thresholds(gm, calibration_data, threshold, percentile, channel_wise, batch_size, progress,
+                                 extra_sites=extra)
     modules = dict(gm.named_modules())
     has_qcfs = any(isinstance(m, QCFS) for m in modules.values())
     frac = (0.5 if has_qcfs else 0.0) if v_init is None else float(v_init)
     if bias_shift_timesteps:
         _shift_biases(gm, thr, int(bias_shift_timesteps))
-    body = _build(gm, thr, frac)
+    body = _build(gm, thr, frac, extra[0] if extra else None)
     options = {"threshold": threshold, "percentile": percentile, "channel_wise": channel_wise, "v_init": frac,
-               "bias_shift_timesteps": bias_shift_timesteps}
+               "bias_shift_timesteps": bias_shift_timesteps, "output": output}
     return SpikingNetwork(body, thr, options)
 
 
@@ -80,7 +88,8 @@ def _shift_biases(gm: fx.GraphModule, thr: dict, T: int) -> None:
                         layer.bias.add_((thr[node.name] / (2 * T)).reshape(-1).expand_as(layer.bias))
 
 
-def _build(gm: fx.GraphModule, thr: dict, v_init_fraction: float) -> fx.GraphModule:
+def _build(gm: fx.GraphModule, thr: dict, v_init_fraction: float, spiking_output: str | None = None
+           ) -> fx.GraphModule:
     modules = dict(gm.named_modules())
     new_graph = fx.Graph()
     root = nn.Module()
@@ -100,7 +109,10 @@ def _build(gm: fx.GraphModule, thr: dict, v_init_fraction: float) -> fx.GraphMod
         if node.op == "placeholder":
             env[node] = new_graph.placeholder(node.name)
         elif node.op == "output":
-            new_graph.output(m(node.args[0]))
+            result = m(node.args[0])
+            if spiking_output is not None:
+                result = add(IFSpikes(thr[spiking_output], v_init_fraction), "if_output", result)
+            new_graph.output(result)
         elif graph.is_rectifier(node, modules):
             env[node] = add(IFSpikes(thr[node.name], v_init_fraction), f"if_{node.name}", env[node.args[0]])
         elif node.op == "call_module":
