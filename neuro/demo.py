@@ -133,7 +133,8 @@ def run_demo(out_dir: str | Path = "neuro-output", size: str = "small", seed: in
     t0 = time.perf_counter()
     net.run(cfg["cuba_ms"], progress=progress)
     sim_s = time.perf_counter() - t0
-    fig, _ = neuro.plot.raster(spikes, max_neurons=400, title=f"CUBA, first 400 of 4000 neurons, {cfg['cuba_ms']:.0f} ms")
+    title = f"CUBA, first 400 of 4000 neurons, {cfg['cuba_ms']:.0f} ms"
+    fig, _ = neuro.plot.raster(spikes, max_neurons=400, title=title)
     summary["simulation"] = {"neurons": 4000, "duration_ms": cfg["cuba_ms"],
                              "mean_rate_hz": spikes.count() / 4000 / (cfg["cuba_ms"] / 1000), "run_s": sim_s,
                              "raster": _save(fig, out / "raster.png")}
