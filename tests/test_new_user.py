@@ -41,10 +41,12 @@ def test_fresh_virtualenv_install_and_demo(tmp_path):
     for name in re.findall(r"\]\(([^)]+\.png)\)", report):
         assert (out / name).stat().st_size > 1000, name
     sim = summary["simulation"]
-    assert 0.1 < sim["mean_rate_hz"] < 200
-    for section in summary.values():
-        for key, value in section.items():
-            if "accuracy" in key and isinstance(value, float):
-                assert 0.0 <= value <= 1.0, (key, value)
-            if key.startswith("energy") and isinstance(value, float):
-                assert value > 0, (key, value)
+    assert 1.0 < sim["mean_rate_hz"] < 20.0  # CUBA: Brian2 gives about 5-6 Hz
+    conv = summary["conversion"]
+    assert 0.8 < conv["ann_accuracy"] <= 1.0 and 0.8 < conv["accuracy_T32"] <= 1.0
+    assert 0.5 < summary["training"]["snn_accuracy"] <= 1.0
+    energy = summary["energy"]
+    assert all(v > 0 for k, v in energy.items() if k.startswith("energy_"))
+    for chip in summary["hardware"].values():
+        assert chip["fits"] and (out / chip["file"]).stat().st_size > 1000
+    assert summary["wall_s"] < 300
