@@ -77,6 +77,32 @@ def cmd_energy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import torch
+
+    from neuro import plot
+    from neuro.io import from_nir
+
+    net = from_nir(_graph(args.file), dt=args.dt, convention=args.convention)
+    shape = [int(v) for v in args.input_shape.split(",")]
+    g = torch.Generator().manual_seed(args.seed)
+    x = (torch.rand((args.timesteps, 1, *shape), generator=g) < args.rate).float()
+    with torch.no_grad():
+        out = net(x)
+    flat = out[:, 0].reshape(args.timesteps, -1)
+    t, i = torch.nonzero(flat, as_tuple=True)
+    print(f"{args.file}: {args.timesteps} steps of Poisson input (p={args.rate}); output {tuple(out.shape[2:])}, "
+          f"{int((flat != 0).sum())} output events")
+    if args.out:
+        fig, _ = plot.raster(t.numpy().astype(float), i.numpy(), title="output events")
+        fig.savefig(args.out, dpi=110)
+        print(f"raster written to {args.out}")
+    return 0
+
+
 def add_subcommands(sub) -> None:
     p = sub.add_parser("info", help="list the nodes of a NIR file")
     p.add_argument("file")
@@ -104,3 +130,13 @@ def add_subcommands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_energy)
+    p = sub.add_parser("simulate", help="run a NIR network on random spike input and plot its output raster")
+    p.add_argument("file")
+    p.add_argument("--input-shape", required=True, help="one sample's shape, e.g. 1,8,8 or 64")
+    p.add_argument("--timesteps", type=int, default=100)
+    p.add_argument("--rate", type=float, default=0.2, help="input spike probability per step")
+    p.add_argument("--dt", type=float, default=None)
+    p.add_argument("--convention", default="neuro")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--out", default=None, help="save the output raster (PNG)")
+    p.set_defaults(func=cmd_simulate)

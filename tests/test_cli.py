@@ -38,6 +38,8 @@ def test_info_fit_emit_energy(tmp_path):
     out = run("energy", str(path), "--input-shape", "1,8,8", "--timesteps", "8", "--no-progress",
               "--devices", "45nm,loihi")
     assert out.returncode == 0 and "| device | SNN energy |" in out.stdout
+    out = run("simulate", str(path), "--input-shape", "1,8,8", "--timesteps", "20", "-o", str(tmp_path / "r.png"))
+    assert out.returncode == 0 and "output events" in out.stdout and (tmp_path / "r.png").stat().st_size > 1000
 
 
 def test_errors_and_exit_codes(tmp_path):

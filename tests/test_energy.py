@@ -171,3 +171,13 @@ def test_report_outputs(tmp_path):
     fig, _ = rep.plot()
     fig.savefig(tmp_path / "e.png")
     assert (tmp_path / "e.png").stat().st_size > 1000
+
+
+def test_latency_and_energy_delay_product_for_a_device_with_a_step_time():
+    chip = devices.DeviceSpec("test-chip", synop=1e-12, neuron_update=2e-12, step_time=1e-6, source="test")
+    model = nn.Sequential(nn.Linear(4, 3), Threshold())
+    rep = energy.estimate(model, torch.rand(10, 2, 4), devices=[chip, "45nm"], progress=False)
+    assert rep.latency_s == {"test-chip": pytest.approx(10e-6)}
+    assert rep.edp["test-chip"] == pytest.approx(rep.energy_j["test-chip"] * 10e-6)
+    with pytest.raises(ValueError, match="synop must be a finite number >= 0"):
+        devices.DeviceSpec("bad", synop=-1.0, neuron_update=0.0)
