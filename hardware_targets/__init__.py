@@ -9,7 +9,7 @@ the chip would compute, run on neuro-snn's kernels). Energy per operation of eac
 Example:
     >>> from neuro import hardware_targets
     >>> sorted(hardware_targets.names())
-    ['loihi2', 'speck']
+    ['loihi2', 'nest', 'speck', 'spinnaker', 'xylo']
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from neuro.hardware_targets._target import FitReport, Target, TargetError, Viola
 def _registry():
     from neuro.hardware_targets.loihi2 import Loihi2
     from neuro.hardware_targets.speck import Speck
+    from neuro.hardware_targets.spinnaker import NEST, SpiNNaker
+    from neuro.hardware_targets.xylo import Xylo
 
-    return {"loihi2": Loihi2, "speck": Speck}
+    return {"loihi2": Loihi2, "speck": Speck, "spinnaker": SpiNNaker, "nest": NEST, "xylo": Xylo}
 
 
 def names() -> list[str]:

@@ -50,7 +50,7 @@ def test_errors_and_exit_codes(tmp_path):
     assert out.returncode == 2 and "is not a readable NIR file" in out.stderr
     path = _file(tmp_path)
     out = run("fit", str(path), "--target", "tpu")
-    assert out.returncode == 2 and "unknown target 'tpu'; known targets: loihi2, speck" in out.stderr
+    assert out.returncode == 2 and "unknown target 'tpu'; known targets: loihi2, nest, speck" in out.stderr
     big = _file(tmp_path, out_channels=2048)
     out = run("fit", str(big), "--target", "speck")
     assert out.returncode == 1 and "output channels needs 2048, chip allows 1024" in out.stdout
