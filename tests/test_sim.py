@@ -229,3 +229,24 @@ def test_bad_input_leaves_network_usable():
     mon = net.spike_monitor(b)
     net.run(50.0)
     assert mon.count() > 0
+
+
+def test_time_varying_current_follows_the_exact_step():
+    net = Network(dt=DT)
+    cell = LIF(tau_m=10.0, cm=0.5, v_rest=-70.0, v_thresh=0.0)
+    pop = net.population(2, cell)
+    steps = 300
+    current = np.stack([np.sin(np.arange(steps) * 0.05), np.linspace(0, 1, steps)], 1).astype(np.float32)
+    pop.inject_series(current)
+    mon = net.state_monitor(pop, "v")
+    net.run(steps * DT)
+    p = cell.kernel_params(DT)
+    f32 = np.float32
+    v = np.full(2, -70.0, f32)
+    ref = []
+    for t in range(steps):  # the LIF step written from its docstring
+        v = (p["v_leak"] + p["decay"] * (v - p["v_leak"]) + p["gain"] * (f32(0) + current[t])).astype(f32)
+        ref.append(v)
+    np.testing.assert_allclose(mon.values, np.array(ref), rtol=1e-6, atol=1e-5)
+    with pytest.raises(ValueError, match=r"current series must have shape \[steps\] or \[steps, 2\]"):
+        pop.inject_series(np.zeros((3, 5)))

@@ -19,7 +19,7 @@ def build(pops, poissons, timed, projections, parallel: bool):
         mod, attr = importable_name(p["dyn"].step)
         head.append(f"from {mod} import {attr} as _step{k}")
         args += [f"st{k}", f"par{k}", f"opt{k}", f"isyn{k}", f"sdec{k}", f"kco{k}", f"buf{k}", f"iext{k}",
-                 f"fired{k}", f"smi{k}", f"smo{k}", f"smn{k}", f"drv{k}"]
+                 f"fired{k}", f"smi{k}", f"smo{k}", f"smn{k}", f"drv{k}", f"iser{k}", f"isrm{k}"]
     args += [f"prob{q}" for q in range(len(poissons))] + [f"fq{q}" for q in range(len(poissons))]
     for u in range(len(timed)):
         args += [f"sptr{u}", f"sids{u}", f"fu{u}"]
@@ -51,6 +51,8 @@ def build(pops, poissons, timed, projections, parallel: bool):
         _p(L, 8, f"slot{k} = t % buf{k}.shape[0]")
         _p(L, 8, f"for i in {prange}(fired{k}.shape[0]):")
         _p(L, 12, f"x = iext{k}[i]")
+        _p(L, 12, f"if isrm{k}[1] > 0 and t >= isrm{k}[0] and t - isrm{k}[0] < isrm{k}[1]:")
+        _p(L, 16, f"x += iser{k}[t - isrm{k}[0], i]")
         _p(L, 12, f"for r in range(isyn{k}.shape[0]):")
         _p(L, 16, f"cur = isyn{k}[r, i] + buf{k}[slot{k}, r, i]")
         _p(L, 16, f"if r == drv{k}[2]:")

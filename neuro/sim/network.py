@@ -41,6 +41,7 @@ class Population:
         self.net, self.n, self.model, self.name = net, int(n), model, name
         self.receptors: list[float] = []  # tau_syn of each receptor current
         self.i_ext = np.zeros(self.n, np.float32)
+        self.i_series, self.i_series_start = np.zeros((1, self.n), np.float32), 0
         self.drive = None
         self._initial = dict(initial or {})
         self.reset_state()
@@ -70,6 +71,19 @@ class Population:
         if not (rate_hz >= 0 and math.isfinite(rate_hz) and math.isfinite(weight)):
             raise ValueError(f"rate_hz must be >= 0 and weight finite, got {rate_hz}, {weight}")
         self.drive = (float(rate_hz), float(weight), self.receptor(tau_syn), int(seed))
+
+    def inject_series(self, current_nA, start_ms: float | None = None) -> None:
+        """A time-varying current [nA]: ``current_nA[k]`` (one value, or one per neuron) during the k-th step
+        from ``start_ms`` (default: the network's current time); added to the constant injection."""
+        arr = np.asarray(current_nA, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = np.repeat(arr[:, None], self.n, axis=1)
+        if arr.ndim != 2 or arr.shape[1] != self.n:
+            raise ValueError(f"current series must have shape [steps] or [steps, {self.n}], got {np.shape(current_nA)}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("current series contains NaN or infinite values")
+        start = self.net.t_steps if start_ms is None else int(round(start_ms / self.net.dt))
+        self.i_series, self.i_series_start = np.ascontiguousarray(arr), start
 
     def inject(self, current_nA) -> None:
         """A constant current injection [nA], one value or one per neuron (replaces the previous one)."""
@@ -357,7 +371,9 @@ class Network:
             drv = np.array([pop.drive[0] * self.dt / 1000.0, pop.drive[1], pop.drive[2], pop.drive[3]]
                            if pop.drive else [0.0, 0.0, -1.0, 0.0], np.float64)
             arrays += [pop._st, pack_params(dyn, params, n), pack_options(dyn, pop.model.kernel_options()),
-                       pop._isyn, sdec, self._coupling(pop, params), pop._buf, pop.i_ext, fired, smi, smo, smn, drv]
+                       pop._isyn, sdec, self._coupling(pop, params), pop._buf, pop.i_ext, fired, smi, smo, smn, drv,
+                       pop.i_series, np.array([pop.i_series_start, len(pop.i_series) if pop.i_series.any() else 0],
+                                              np.int64)]
             pops.append({"dyn": dyn, "mon": mon_index.get(id(pop), -1), "smo": smo, "smn": smn, "sm": sm})
             emit_name[id(pop)] = f"fired{k}"
             pop._fired = fired
