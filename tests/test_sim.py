@@ -250,3 +250,20 @@ def test_time_varying_current_follows_the_exact_step():
     np.testing.assert_allclose(mon.values, np.array(ref), rtol=1e-6, atol=1e-5)
     with pytest.raises(ValueError, match=r"current series must have shape \[steps\] or \[steps, 2\]"):
         pop.inject_series(np.zeros((3, 5)))
+
+
+def test_conductance_synapse_settles_at_the_conductance_weighted_reversal():
+    """A steady conductance g to reversal E pulls v to (gL v_rest + g E) / (gL + g), gL = cm / tau_m."""
+    tau_m, cm, v_rest, e_rev, w = 20.0, 0.5, -70.0, 0.0, 0.002
+    net = Network(dt=DT)
+    pop = net.population(1, LIF(tau_m=tau_m, cm=cm, v_rest=v_rest, v_thresh=100.0))
+    src = net.spike_source([np.arange(0.0, 400.0, DT)])  # a spike every step: g settles at w / (1 - e^{-dt/tau})
+    net.connect(src, pop, OneToOne(), weight=w, delay=DT, tau_syn=5.0, e_rev=e_rev)
+    mon = net.state_monitor(pop, "v")
+    net.run(400.0)
+    g = w / (1 - math.exp(-DT / 5.0))  # steady conductance at the start of each step, after that step's arrival
+    g_l = cm / tau_m
+    expected = (g_l * v_rest + g * e_rev) / (g_l + g)
+    assert mon.values[-1, 0] == pytest.approx(expected, abs=1e-3)
+    with pytest.raises(ValueError, match="conductance weights must be >= 0"):
+        net.connect(src, pop, OneToOne(), weight=-0.1, tau_syn=5.0, e_rev=-80.0)

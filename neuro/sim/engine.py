@@ -19,7 +19,7 @@ def build(pops, poissons, timed, projections, parallel: bool):
         mod, attr = importable_name(p["dyn"].step)
         head.append(f"from {mod} import {attr} as _step{k}")
         args += [f"st{k}", f"par{k}", f"opt{k}", f"isyn{k}", f"sdec{k}", f"kco{k}", f"buf{k}", f"iext{k}",
-                 f"fired{k}", f"smi{k}", f"smo{k}", f"smn{k}", f"drv{k}", f"iser{k}", f"isrm{k}"]
+                 f"fired{k}", f"smi{k}", f"smo{k}", f"smn{k}", f"drv{k}", f"iser{k}", f"isrm{k}", f"erev{k}", f"vix{k}"]
     args += [f"prob{q}" for q in range(len(poissons))] + [f"fq{q}" for q in range(len(poissons))]
     for u in range(len(timed)):
         args += [f"sptr{u}", f"sids{u}", f"fu{u}"]
@@ -58,7 +58,10 @@ def build(pops, poissons, timed, projections, parallel: bool):
         _p(L, 16, f"if r == drv{k}[2]:")
         _p(L, 20, f"cur += np.float32(drv{k}[1] * _poisson(np.int64(drv{k}[3]), t * fired{k}.shape[0] + i, drv{k}[0]))")
         _p(L, 16, f"buf{k}[slot{k}, r, i] = 0.0")
-        _p(L, 16, f"x += kco{k}[r, i] * cur")
+        _p(L, 16, f"if erev{k}[r] == erev{k}[r]:  # conductance receptor (NaN marks current receptors)")
+        _p(L, 20, f"x += kco{k}[r, i] * cur * (erev{k}[r] - st{k}[vix{k}[0], i])")
+        _p(L, 16, "else:")
+        _p(L, 20, f"x += kco{k}[r, i] * cur")
         _p(L, 16, f"isyn{k}[r, i] = cur * sdec{k}[r]")
         _p(L, 12, f"{', '.join(f'n{a}' for a in range(S))}, spk = _step{k}({call})")
         for a in range(S):

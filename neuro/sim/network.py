@@ -40,6 +40,7 @@ class Population:
             raise TypeError(f"model must be a neuro.models neuron (LIF, CubaLIF, Izhikevich, ...), got {model!r}")
         self.net, self.n, self.model, self.name = net, int(n), model, name
         self.receptors: list[float] = []  # tau_syn of each receptor current
+        self.receptor_keys: list[tuple] = []  # (tau_syn, e_rev or None)
         self.i_ext = np.zeros(self.n, np.float32)
         self.i_series, self.i_series_start = np.zeros((1, self.n), np.float32), 0
         self.drive = None
@@ -54,13 +55,20 @@ class Population:
             st[k] = np.broadcast_to(np.asarray(v, np.float32), (self.n,)).copy()
         self.state = st
 
-    def receptor(self, tau_syn: float) -> int:
-        """Index of the receptor with this time constant (``0``: delta synapse, a jump of ``weight`` mV)."""
+    def receptor(self, tau_syn: float, e_rev: float | None = None) -> int:
+        """Index of the receptor with this time constant (``0``: delta synapse, a jump of ``weight`` mV) and,
+        for conductance synapses, reversal potential ``e_rev`` [mV] (weights then in uS)."""
         if not (math.isfinite(tau_syn) and tau_syn >= 0):
             raise ValueError(f"tau_syn must be >= 0 ms (0 for delta synapses), got {tau_syn}")
-        for k, t in enumerate(self.receptors):
-            if t == tau_syn:
+        if e_rev is not None and (not math.isfinite(e_rev) or tau_syn == 0):
+            raise ValueError(f"conductance synapses need a finite e_rev and tau_syn > 0, got {e_rev}, {tau_syn}")
+        if e_rev is not None and "v" not in self.model.dynamics.state:
+            raise ValueError(f"{type(self.model).__name__} has no membrane 'v' for conductance synapses")
+        key = (float(tau_syn), None if e_rev is None else float(e_rev))
+        for k, t in enumerate(self.receptor_keys):
+            if t == key:
                 return k
+        self.receptor_keys.append(key)
         self.receptors.append(float(tau_syn))
         return len(self.receptors) - 1
 
@@ -282,7 +290,8 @@ class Network:
         return src
 
     def connect(self, pre, post: Population, connector: Connector, weight=0.1, delay: float | None = None,
-                tau_syn: float = 5.0, stdp: STDP | None = None, name: str | None = None) -> Projection:
+                tau_syn: float = 5.0, stdp: STDP | None = None, name: str | None = None,
+                e_rev: float | None = None) -> Projection:
         """Connect ``pre`` (population or source) to ``post`` with current synapses of ``weight`` nA (negative:
         inhibitory), ``delay`` ms (a multiple of dt, default one step) and time constant ``tau_syn`` ms."""
         if not isinstance(post, Population) or post.net is not self:
@@ -306,7 +315,9 @@ class Network:
         steps = np.round(d / self.dt)
         if np.any(np.abs(steps * self.dt - d) > 1e-6 * max(1.0, float(np.max(d)))):
             raise ValueError(f"delays must be multiples of dt = {self.dt} ms")
-        receptor = post.receptor(tau_syn)
+        if e_rev is not None and np.any(np.asarray(weight) < 0):
+            raise ValueError("conductance weights must be >= 0 uS (inhibition comes from a low e_rev)")
+        receptor = post.receptor(tau_syn, e_rev)
         proj = Projection(pre, post, pairs, w.astype(np.float32), steps.astype(np.int32), receptor, stdp,
                           name or f"proj{len(self.projections)}", csr=csr)
         self.projections.append(proj)
@@ -336,7 +347,9 @@ class Network:
             r = np.broadcast_to(pop.model.tau_m / pop.model.cm, (pop.n,))
             gain = np.broadcast_to(params["gain"], (pop.n,)).astype(np.float64)
             em = np.exp(-self.dt / tau_m)
-            for j, tau in enumerate(pop.receptors):
+            for j, (tau, e_rev) in enumerate(pop.receptor_keys):
+                if e_rev is not None:  # conductance: g (E - v) [nA] held over the step, like an injected current
+                    continue
                 if tau == 0:  # delta synapse: the weight [mV] lands on the membrane in this step
                     k[j] = (1.0 / gain).astype(np.float32)
                     continue
@@ -362,6 +375,8 @@ class Network:
             if not hasattr(pop, "_buf") or pop._buf.shape != (max_d + 1, R, n):
                 pop._buf = np.zeros((max_d + 1, R, n), np.float32)
             sdec = np.array([math.exp(-self.dt / t) if t > 0 else 0.0 for t in pop.receptors] or [0.0], np.float32)
+            erev = np.array([np.nan if e is None else e for _, e in pop.receptor_keys] or [np.nan], np.float32)
+            vidx = np.array([pop.model.dynamics.state.index("v") if "v" in pop.model.dynamics.state else 0], np.int64)
             pop._st = pack_state(dyn, pop.state, n)
             sm = smon.get(id(pop))
             smi = sm.ids if sm is not None else np.zeros(0, np.int64)
@@ -373,7 +388,7 @@ class Network:
             arrays += [pop._st, pack_params(dyn, params, n), pack_options(dyn, pop.model.kernel_options()),
                        pop._isyn, sdec, self._coupling(pop, params), pop._buf, pop.i_ext, fired, smi, smo, smn, drv,
                        pop.i_series, np.array([pop.i_series_start, len(pop.i_series) if pop.i_series.any() else 0],
-                                              np.int64)]
+                                              np.int64), erev, vidx]
             pops.append({"dyn": dyn, "mon": mon_index.get(id(pop), -1), "smo": smo, "smn": smn, "sm": sm})
             emit_name[id(pop)] = f"fired{k}"
             pop._fired = fired
