@@ -27,31 +27,10 @@ import numpy as np
 
 from neuro.hardware_targets._layers import chain, fold_scales
 from neuro.hardware_targets._target import FitReport, Target, Violation
+from neuro.sim.connectors import conv_pairs as _conv_pairs
 
 SPEC = {"neurons_per_core": 255, "cores_per_chip": 16,
         "sources": {"neurons_per_core": "sPyNNaker default (per ANCHORS.md)", "cores_per_chip": "unverified"}}
-
-
-def _conv_pairs(w: np.ndarray, in_shape, out_shape, stride, padding):
-    """Explicit (pre, post, weight) triples of a 2-D convolution (flattened C, H, W indices)."""
-    c_out, c_in, kh, kw = w.shape
-    _, h, wd = in_shape
-    _, ho, wo = out_shape
-    sh, sw = np.broadcast_to(np.atleast_1d(stride), 2)
-    ph, pw = np.broadcast_to(np.atleast_1d(padding), 2)
-    pre, post, weight = [], [], []
-    for co in range(c_out):
-        for oy in range(ho):
-            for ox in range(wo):
-                for ci in range(c_in):
-                    for ky in range(kh):
-                        for kx in range(kw):
-                            iy, ix = oy * sh - ph + ky, ox * sw - pw + kx
-                            if 0 <= iy < h and 0 <= ix < wd and w[co, ci, ky, kx] != 0:
-                                pre.append((ci * h + iy) * wd + ix)
-                                post.append((co * ho + oy) * wo + ox)
-                                weight.append(float(w[co, ci, ky, kx]))
-    return pre, post, weight
 
 
 class SpiNNaker(Target):

@@ -267,3 +267,23 @@ def test_conductance_synapse_settles_at_the_conductance_weighted_reversal():
     assert mon.values[-1, 0] == pytest.approx(expected, abs=1e-3)
     with pytest.raises(ValueError, match="conductance weights must be >= 0"):
         net.connect(src, pop, OneToOne(), weight=-0.1, tau_syn=5.0, e_rev=-80.0)
+
+
+def test_convolutional_connector_equals_torch_conv2d():
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(4)
+    w = rng.normal(0, 1, (3, 2, 3, 3)).astype(np.float32)
+    conv = neuro.sim.Convolution(w, in_shape=(2, 6, 6), stride=2, padding=1)
+    pattern = (rng.random((2, 6, 6)) < 0.5)
+    net = Network(dt=DT)
+    src = net.spike_source([[1.0] if f else [] for f in pattern.reshape(-1)])
+    pop = net.population(int(np.prod(conv.out_shape)), LIF(tau_m=1e6, cm=1.0, v_rest=0.0, v_thresh=1e6))
+    net.connect(src, pop, conv, weight=None, delay=DT, tau_syn=0.0)  # delta synapses: v jumps by the weight
+    mon = net.state_monitor(pop, "v")
+    net.run(2.0)
+    expected = F.conv2d(torch.tensor(pattern[None].astype(np.float32)), torch.tensor(w), stride=2, padding=1)
+    np.testing.assert_allclose(mon.values[-1], expected.numpy().reshape(-1), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="Convolution maps 72 -> 27 neurons"):
+        net.connect(src, net.population(5, LIF()), conv, weight=None)

@@ -15,6 +15,7 @@ Example:
 from neuro.sim.connectors import (
     AllToAll,
     Connector,
+    Convolution,
     FixedInDegree,
     FixedProbability,
     FromList,
@@ -34,4 +35,4 @@ from neuro.sim.network import (
 
 __all__ = ["Network", "Population", "Projection", "PoissonSource", "SpikeTimeSource", "STDP", "SpikeMonitor",
            "StateMonitor", "AllToAll", "OneToOne", "FixedProbability", "FixedInDegree", "FromList", "FromSubset",
-           "Connector"]
+           "Connector", "Convolution"]

@@ -125,3 +125,62 @@ class FromSubset(Connector):
         indptr[self.start + 1:self.start + self.count + 1] = sub_ptr[1:]
         indptr[self.start + self.count + 1:] = sub_ptr[-1]
         return indptr, targets
+
+
+def conv_pairs(w: np.ndarray, in_shape, out_shape, stride, padding):
+    """Explicit (pre, post, weight) triples of a 2-D convolution (flattened C, H, W indices)."""
+    c_out, c_in, kh, kw = w.shape
+    _, h, wd = in_shape
+    _, ho, wo = out_shape
+    sh, sw = np.broadcast_to(np.atleast_1d(stride), 2)
+    ph, pw = np.broadcast_to(np.atleast_1d(padding), 2)
+    pre, post, weight = [], [], []
+    for co in range(c_out):
+        for oy in range(ho):
+            for ox in range(wo):
+                for ci in range(c_in):
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            iy, ix = oy * sh - ph + ky, ox * sw - pw + kx
+                            if 0 <= iy < h and 0 <= ix < wd and w[co, ci, ky, kx] != 0:
+                                pre.append((ci * h + iy) * wd + ix)
+                                post.append((co * ho + oy) * wo + ox)
+                                weight.append(float(w[co, ci, ky, kx]))
+    return pre, post, weight
+
+
+class Convolution(Connector):
+    """A 2-D convolution between populations laid out as ``[C, H, W]`` (flattened C-major): each post neuron
+    connects to its receptive field with the kernel's weights (``weight [C_out, C_in, kh, kw]``, zeros
+    skipped). The synapses carry these weights, so ``connect(..., weight=None)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from neuro.sim.connectors import Convolution
+        >>> conv = Convolution(np.ones((1, 1, 3, 3)), in_shape=(1, 4, 4), padding=1)
+        >>> pre, post = conv.connect(16, 16, None)
+        >>> len(pre)          # 4 corners x 4 + 8 edges x 6 + 4 inner x 9
+        100
+    """
+
+    def __init__(self, weight, in_shape, stride=1, padding=0):
+        self.weight = np.asarray(weight, np.float32)
+        if self.weight.ndim != 4:
+            raise ValueError(f"weight must be [C_out, C_in, kh, kw], got shape {self.weight.shape}")
+        c, h, w = in_shape
+        if c != self.weight.shape[1]:
+            raise ValueError(f"in_shape has {c} channels but the kernel expects {self.weight.shape[1]}")
+        s, p = np.broadcast_to(np.atleast_1d(stride), 2), np.broadcast_to(np.atleast_1d(padding), 2)
+        kh, kw = self.weight.shape[2:]
+        self.in_shape = (c, h, w)
+        self.out_shape = (self.weight.shape[0], (h + 2 * p[0] - kh) // s[0] + 1, (w + 2 * p[1] - kw) // s[1] + 1)
+        self.stride, self.padding = tuple(int(v) for v in s), tuple(int(v) for v in p)
+        pre, post, wts = conv_pairs(self.weight, self.in_shape, self.out_shape, self.stride, self.padding)
+        self._pre, self._post = np.asarray(pre, np.int64), np.asarray(post, np.int64)
+        self.weights = np.asarray(wts, np.float32)
+
+    def connect(self, n_pre, n_post, rng):
+        if n_pre != int(np.prod(self.in_shape)) or n_post != int(np.prod(self.out_shape)):
+            raise ValueError(f"Convolution maps {int(np.prod(self.in_shape))} -> {int(np.prod(self.out_shape))} "
+                             f"neurons, got populations of {n_pre} and {n_post}")
+        return self._pre.copy(), self._post.copy()

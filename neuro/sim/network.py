@@ -302,6 +302,10 @@ class Network:
         csr = connector.csr(len(pre), len(post), self.rng) if scalar and hasattr(connector, "csr") else None
         pairs = None if csr is not None else connector.connect(len(pre), len(post), self.rng)
         n_syn = len(csr[1]) if csr is not None else len(pairs[0])
+        if weight is None:  # the connector carries per-synapse weights (Convolution)
+            if not hasattr(connector, "weights"):
+                raise ValueError(f"weight is required for {type(connector).__name__}")
+            weight = connector.weights
         w = np.asarray(weight, np.float64)
         if w.size not in (1, n_syn):
             raise ValueError(f"weight has {w.size} values for {n_syn} synapses (give 1 or {n_syn})")
