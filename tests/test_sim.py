@@ -287,3 +287,16 @@ def test_convolutional_connector_equals_torch_conv2d():
     np.testing.assert_allclose(mon.values[-1], expected.numpy().reshape(-1), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="Convolution maps 72 -> 27 neurons"):
         net.connect(src, net.population(5, LIF()), conv, weight=None)
+
+
+def test_rate_monitor_matches_spike_counts():
+    net = Network(dt=DT, seed=2)
+    src = net.poisson(200, rate_hz=20.0)
+    rates = net.rate_monitor(src, bin_ms=10.0)
+    spikes = net.spike_monitor(src)
+    net.run(500.0)
+    assert len(rates.rate) == 50
+    # each bin: spikes in it / neurons / bin width
+    counts = np.histogram(spikes.times, bins=np.arange(0, 510.0, 10.0))[0]
+    np.testing.assert_allclose(rates.rate, counts / 200 / 0.01)
+    assert abs(rates.rate.mean() - 20.0) < 2.0

@@ -28,11 +28,13 @@ from neuro.sim.network import (
     PoissonSource,
     Population,
     Projection,
+    RateMonitor,
     SpikeMonitor,
     SpikeTimeSource,
     StateMonitor,
 )
 
 __all__ = ["Network", "Population", "Projection", "PoissonSource", "SpikeTimeSource", "STDP", "SpikeMonitor",
+           "RateMonitor",
            "StateMonitor", "AllToAll", "OneToOne", "FixedProbability", "FixedInDegree", "FromList", "FromSubset",
            "Connector", "Convolution"]

@@ -221,6 +221,28 @@ class SpikeMonitor:
         self._i.clear()
 
 
+class RateMonitor(SpikeMonitor):
+    """Population firing rate [Hz] in bins of ``bin_ms``, from the spikes recorded inside the compiled loop."""
+
+    def __init__(self, target, bin_ms: float = 1.0):
+        super().__init__(target)
+        if not bin_ms > 0:
+            raise ValueError(f"bin_ms must be > 0, got {bin_ms}")
+        self.bin_ms = float(bin_ms)
+
+    @property
+    def rate(self) -> np.ndarray:
+        """Rate per bin [Hz], from t = 0 to the network's current time."""
+        end = getattr(self, "target_net_time", 0.0)
+        edges = np.arange(0.0, end + self.bin_ms, self.bin_ms)
+        counts, _ = np.histogram(self.times, bins=edges) if len(edges) > 1 else (np.zeros(0), None)
+        return counts / len(self.target) / (self.bin_ms / 1000.0)
+
+    @property
+    def bin_times(self) -> np.ndarray:
+        return np.arange(len(self.rate)) * self.bin_ms
+
+
 class StateMonitor:
     """A state variable of chosen neurons every ``every`` steps: ``values`` [samples, len(ids)], ``times`` [ms]."""
 
@@ -334,6 +356,12 @@ class Network:
         self._runner = None
         return mon
 
+    def rate_monitor(self, target, bin_ms: float = 1.0) -> RateMonitor:
+        mon = RateMonitor(target, bin_ms)
+        self.monitors.append(mon)
+        self._runner = None
+        return mon
+
     def state_monitor(self, pop: Population, var: str = "v", ids=None, every: int = 1) -> StateMonitor:
         mon = StateMonitor(pop, var, np.arange(pop.n) if ids is None else ids, every)
         if any(isinstance(m, StateMonitor) and m.pop is pop for m in self.monitors):
@@ -365,7 +393,12 @@ class Network:
 
     def _prepare(self, steps_total: int):
         pops, pois, timed, projs = [], [], [], []
-        mon_index = {id(m.target): i for i, m in enumerate(self.monitors) if isinstance(m, SpikeMonitor)}
+        # one recording per target, shared by every spike/rate monitor of that target
+        mon_index: dict[int, int] = {}
+        for i, m in enumerate(self.monitors):
+            if isinstance(m, SpikeMonitor):
+                mon_index.setdefault(id(m.target), i)
+        self._mon_index = mon_index
         smon = {id(m.pop): m for m in self.monitors if isinstance(m, StateMonitor)}
         emit_name = {}
         arrays = []
@@ -472,7 +505,7 @@ class Network:
                 n = int(ev_n[0])
                 mons = [m for m in self.monitors if isinstance(m, SpikeMonitor)]
                 for idx, mon in enumerate(mons):
-                    sel = ev_m[:n] == self.monitors.index(mon)
+                    sel = ev_m[:n] == self._mon_index[id(mon.target)]
                     mon._t.append(ev_t[:n][sel] * self.dt)
                     mon._i.append(ev_i[:n][sel].copy())
                     del idx
