@@ -67,6 +67,16 @@ class Target(ABC):
     @abstractmethod
     def _write(self, graph: nir.NIRGraph, path: Path, report: FitReport) -> None: ...
 
+    def _layers(self, graph: nir.NIRGraph, report: FitReport, expected: str = "a chain of layers") -> list:
+        """The graph's layer chain, spike amplitudes folded into the weights; structural problems (branches,
+        recurrence, nodes without a chip equivalent) become violations in ``report``."""
+        from neuro.hardware_targets._layers import chain, fold_scales
+
+        layers, problems = chain(graph)
+        for p in problems:
+            report.violations.append(Violation(p.split(":")[0], "layer chain", p, expected))
+        return fold_scales(layers)
+
     def quantize(self, graph: nir.NIRGraph) -> nir.NIRGraph:
         """The graph with weights, thresholds and decays at the chip's precision."""
         return graph

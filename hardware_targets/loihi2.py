@@ -83,10 +83,7 @@ class Loihi2(Target):
 
     def fit(self, graph: nir.NIRGraph) -> FitReport:
         rep = FitReport(self.name)
-        layers, problems = chain(graph)
-        for p in problems:
-            rep.violations.append(Violation(p.split(":")[0], "netx layer chain", p, "a chain of layers"))
-        layers = fold_scales(layers)
+        layers = self._layers(graph, rep, "a chain of layers (netx is sequential)")
         total_n = total_s = 0
         for layer in layers:
             if layer.weight is None:

@@ -43,10 +43,7 @@ class SpiNNaker(Target):
 
     def fit(self, graph: nir.NIRGraph) -> FitReport:
         rep = FitReport(self.name)
-        layers, problems = chain(graph)
-        for p in problems:
-            rep.violations.append(Violation(p.split(":")[0], "layer chain", p, "a chain of layers"))
-        for layer in fold_scales(layers):
+        for layer in self._layers(graph, rep):
             if layer.weight is None:
                 if layer.kind in ("avgpool", "sumpool"):
                     rep.violations.append(Violation(layer.name, "pooling", layer.kind, "dense or conv layers"))

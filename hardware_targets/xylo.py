@@ -41,11 +41,9 @@ class Xylo(Target):
     def fit(self, graph: nir.NIRGraph) -> FitReport:
         hidden_max, out_max, fanout_max = VARIANTS[self.variant]
         rep = FitReport(f"{self.name} ({self.variant})")
-        layers, problems = chain(graph)
-        for p in problems:
-            rep.violations.append(Violation(p.split(":")[0], "layer chain", p, "dense layers"))
-        dense = [ly for ly in fold_scales(layers) if ly.weight is not None]
-        for ly in fold_scales(layers):
+        layers = self._layers(graph, rep, "dense layers")
+        dense = [ly for ly in layers if ly.weight is not None]
+        for ly in layers:
             if ly.kind not in ("dense", "flatten"):
                 rep.violations.append(Violation(ly.name, "layer type", ly.kind, "dense"))
         if not dense:

@@ -17,17 +17,21 @@ def lif(x, p, reset_mode, reset_delay, v0=None):
     vs = np.zeros((T, n), f32)
     thr, vr, tref = p["threshold"], p["v_reset"], p["t_ref"]
     for t in range(T):
-        sub = np.zeros(n, f32)
-        v_base = v
-        if reset_delay:
-            fired = v > thr
-            sub = np.where(fired & (reset_mode == 0), thr, f32(0)).astype(f32)
-            v_base = np.where(fired & (reset_mode == 1), vr, v).astype(f32)
-            ref = np.where(fired & (tref > 0), tref, ref).astype(f32)
+        v_base, sub, ref = _delayed_reset(v, ref, thr, vr, tref, reset_mode, reset_delay)
         v_int = (p["v_leak"] + p["decay"] * (v_base - p["v_leak"]) + p["gain"] * x[t] - sub).astype(f32)
         v, ref, s = _fire(v_int, ref, thr, vr, tref, reset_mode, reset_delay)
         spikes[t], vs[t] = s, v
     return spikes, vs
+
+
+def _delayed_reset(v, ref, thr, vr, tref, reset_mode, reset_delay):
+    """snnTorch's next-step reset from the previous step's spike: (v_base, subtracted amount, refractory)."""
+    if not reset_delay:
+        return v, np.zeros_like(v), ref
+    fired = v > thr
+    sub = np.where(fired & (reset_mode == 0), thr, f32(0)).astype(f32)
+    v_base = np.where(fired & (reset_mode == 1), vr, v).astype(f32)
+    return v_base, sub, np.where(fired & (tref > 0), tref, ref).astype(f32)
 
 
 def _fire(v_int, ref, thr, vr, tref, reset_mode, reset_delay):
@@ -54,13 +58,7 @@ def cuba_lif(x, p, reset_mode, reset_delay):
     spikes, vs, cur = (np.zeros((T, n), f32) for _ in range(3))
     thr, vr, tref = p["threshold"], p["v_reset"], p["t_ref"]
     for t in range(T):
-        sub = np.zeros(n, f32)
-        v_base = v
-        if reset_delay:
-            fired = v > thr
-            sub = np.where(fired & (reset_mode == 0), thr, f32(0)).astype(f32)
-            v_base = np.where(fired & (reset_mode == 1), vr, v).astype(f32)
-            ref = np.where(fired & (tref > 0), tref, ref).astype(f32)
+        v_base, sub, ref = _delayed_reset(v, ref, thr, vr, tref, reset_mode, reset_delay)
         i_n = (p["syn_decay"] * i + p["syn_gain"] * x[t]).astype(f32)
         v_int = (p["v_leak"] + p["mem_decay"] * (v_base - p["v_leak"]) + p["i_old"] * i + p["i_new"] * i_n
                  - sub).astype(f32)
