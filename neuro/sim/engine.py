@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from neuro.kernels.codegen import importable_name, load
 
+POISSON_SEED_STRIDE = 1_000_003
+
 
 def _p(lines, indent, text):
     lines.append(" " * indent + text)
@@ -12,8 +14,9 @@ def _p(lines, indent, text):
 
 def build(pops, poissons, timed, projections, parallel: bool):
     """Source and loaded module for this structure. ``pops`` etc. are lists of descriptor dicts."""
-    head = ["import numba", "import numpy as np", "from neuro.sim.random import poisson as _poisson"]
-    args = ["t0", "nsteps", "dt", "rng", "ev_t", "ev_m", "ev_i", "ev_n", "ev_cap"]
+    head = ["import numba", "import numpy as np", "from neuro.sim.random import poisson as _poisson",
+            "from neuro.sim.random import uniform as _uniform"]
+    args = ["t0", "nsteps", "dt", "seed", "ev_t", "ev_m", "ev_i", "ev_n", "ev_cap"]
     body: list[str] = []
     for k, p in enumerate(pops):
         mod, attr = importable_name(p["dyn"].step)
@@ -36,9 +39,10 @@ def build(pops, poissons, timed, projections, parallel: bool):
     _p(L, 8, "t = t0 + s")
     _p(L, 8, f"if ev_n[0] + {mon_total} > ev_cap:")
     _p(L, 12, "return s")
-    for q in range(len(poissons)):  # serial draws: the same spikes on any thread count
+    for q in range(len(poissons)):  # counter-based draws: the same spikes on any thread count or device
         _p(L, 8, f"for i in range(fq{q}.shape[0]):")
-        _p(L, 12, f"fq{q}[i] = 1 if rng.random() < prob{q}[i] else 0")
+        _p(L, 12, f"fq{q}[i] = 1 if _uniform(seed + {POISSON_SEED_STRIDE * (q + 1)}, t * fq{q}.shape[0] + i) "
+                  f"< prob{q}[i] else 0")
     for u in range(len(timed)):
         _p(L, 8, f"fu{u}[:] = 0")
         _p(L, 8, f"for k in range(sptr{u}[t], sptr{u}[t + 1]):")

@@ -274,14 +274,18 @@ class Network:
         parallel: update neurons on all numba threads (spikes are the same on any thread count); ``None``
             (default) decides by size: the per-step cost of a parallel region only pays off for large
             populations.
+        device: ``"cpu"`` (one compiled loop) or ``"cuda"`` (numba.cuda kernels per step; spike and rate
+            monitors, no state monitors or STDP yet).
     """
 
-    def __init__(self, dt: float = 0.1, seed: int = 0, parallel: bool | None = None):
+    def __init__(self, dt: float = 0.1, seed: int = 0, parallel: bool | None = None, device: str = "cpu"):
         if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be a finite number > 0 (ms), got {dt!r}")
-        self.dt, self.seed, self.parallel = float(dt), seed, parallel
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        self.dt, self.seed, self.parallel, self.device = float(dt), seed, parallel, device
         self.rng = np.random.default_rng(seed)
-        self._spike_rng = np.random.default_rng([seed, 1])
+        self._spike_seed = int(np.random.default_rng([seed, 1]).integers(1 << 40))
         self.populations: list[Population] = []
         self.sources: list = []
         self.projections: list[Projection] = []
@@ -469,6 +473,9 @@ class Network:
                                math.exp(-self.dt / s.tau_plus), math.exp(-self.dt / s.tau_minus)])
                 arrays += [proj._xpre, proj._xpost, proj.by_post, proj.post_ptr, proj.pre_of, sp]
             projs.append(d)
+        self._layout = (pops, pois, timed, projs)
+        if self.device == "cuda":
+            return pops, arrays
         if self._runner is None:
             parallel = self.parallel
             if parallel is None:
@@ -487,18 +494,21 @@ class Network:
         if steps == 0:
             return
         pops, arrays = self._prepare(steps)
+        if self.device == "cuda":
+            self._run_cuda(steps, arrays, progress)
+            return
         n_mon = sum(len(m.target) for m in self.monitors if isinstance(m, SpikeMonitor))
         cap = max(1 << 16, min(n_mon * steps, 20_000_000)) + n_mon
         done = 0
         bar = tqdm(total=steps, desc="simulating", unit="step", disable=not progress, leave=False)
-        gen = self._spike_rng  # one stream across runs: run(a); run(b) == run(a + b)
+        seed = np.int64(self._spike_seed)  # counter-based: run(a); run(b) == run(a + b)
         try:
             while done < steps:
                 ev_t = np.empty(cap, np.int64)
                 ev_m = np.empty(cap, np.int32)
                 ev_i = np.empty(cap, np.int32)
                 ev_n = np.zeros(1, np.int64)
-                ran = self._runner(self.t_steps, steps - done, self.dt, gen, ev_t, ev_m, ev_i, ev_n, cap, *arrays)
+                ran = self._runner(self.t_steps, steps - done, self.dt, seed, ev_t, ev_m, ev_i, ev_n, cap, *arrays)
                 if ran == 0 and done < steps:
                     cap *= 2
                     continue
@@ -528,6 +538,78 @@ class Network:
             if isinstance(m, SpikeMonitor):
                 m.target_net_time = self.t_steps * self.dt
 
+    def _run_cuda(self, steps: int, arrays: list, progress: bool) -> None:
+        from numba import cuda
+        from tqdm.auto import tqdm
+
+        from neuro.sim import cuda_engine
+
+        pops, pois, timed, projs = self._layout
+        if any(isinstance(m, StateMonitor) for m in self.monitors) or any(p["stdp"] for p in projs):
+            raise ValueError("device='cuda' does not support state monitors or STDP yet; use device='cpu'")
+        kern = cuda_engine.build(pops, pois, projs)
+        dev = [cuda.to_device(a) for a in arrays]
+        per_pop, at = 17, 0
+        pop_args, fired_dev = [], {}
+        for k in range(len(pops)):
+            a = dev[at:at + per_pop]
+            pop_args.append(a[:9] + a[12:])  # without the state-monitor arrays
+            fired_dev[f"fired{k}"] = a[8]
+            at += per_pop
+        nq = len(pois)
+        probs, fq = dev[at:at + nq], dev[at + nq:at + 2 * nq]
+        for q in range(nq):
+            fired_dev[f"fq{q}"] = fq[q]
+        at += 2 * nq
+        timed_host = []
+        for u in range(len(timed)):
+            sptr, sids, f = arrays[at], arrays[at + 1], dev[at + 2]
+            timed_host.append((sptr, sids, f))
+            fired_dev[f"fu{u}"] = f
+            at += 3
+        proj_args = []
+        for _ in projs:
+            proj_args.append(dev[at:at + 4])
+            at += 4
+        monitored = [(name, mon) for name, mon in ([(f"fired{k}", p["mon"]) for k, p in enumerate(pops)]
+                                                 + [(f"fq{q}", s["mon"]) for q, s in enumerate(pois)]
+                                                 + [(f"fu{u}", s["mon"]) for u, s in enumerate(timed)]) if mon >= 0]
+        events = {mon: ([], []) for _, mon in monitored}
+        seed = np.int64(self._spike_seed)
+        for s in tqdm(range(steps), desc="simulating (cuda)", disable=not progress, leave=False):
+            t = self.t_steps + s
+            for q in range(nq):
+                kern.__dict__[f"draw{q}"][cuda_engine.grid(fq[q].shape[0])](t, seed, probs[q], fq[q])
+            for sptr, sids, f in timed_host:
+                host = np.zeros(f.shape[0], np.uint8)
+                host[sids[sptr[t]:sptr[t + 1]]] = 1
+                f.copy_to_device(host)
+            for k, a in enumerate(pop_args):
+                kern.__dict__[f"update{k}"][cuda_engine.grid(a[8].shape[0])](t, self.dt, *a)
+            for name, mon in monitored:
+                ids = np.nonzero(fired_dev[name].copy_to_host())[0]
+                events[mon][0].append(np.full(len(ids), t, np.int64))
+                events[mon][1].append(ids.astype(np.int32))
+            for j, (pr, a) in enumerate(zip(projs, proj_args, strict=True)):
+                pre = fired_dev[pr["pre_fired"]]
+                post_buf = pop_args[pr["post"]][6]
+                kern.__dict__[f"prop{j}"][cuda_engine.grid(pre.shape[0])](t, pre, *a, post_buf)
+        for k, pop in enumerate(self.populations):
+            pop._st[...] = pop_args[k][0].copy_to_host()
+            pop._isyn[...] = pop_args[k][3].copy_to_host()
+            pop._buf[...] = pop_args[k][6].copy_to_host()
+            for a, name in enumerate(pop.model.dynamics.state):
+                pop.state[name] = pop._st[a].copy()
+        for m in self.monitors:
+            if isinstance(m, SpikeMonitor):
+                ts, ids = events[self._mon_index[id(m.target)]]
+                m._t.append(np.concatenate(ts) * self.dt if ts else np.zeros(0))
+                m._i.append(np.concatenate(ids) if ids else np.zeros(0, np.int32))
+        self.t_steps += steps
+        for m in self.monitors:
+            if isinstance(m, SpikeMonitor):
+                m.target_net_time = self.t_steps * self.dt
+
     @property
     def t(self) -> float:
         """Current time [ms]."""
@@ -549,7 +631,6 @@ class Network:
         for m in self.monitors:
             m._t.clear()
             (m._i if isinstance(m, SpikeMonitor) else m._v).clear()
-        self._spike_rng = np.random.default_rng([self.seed, 1])
 
 
 from neuro.sim.engine import build  # noqa: E402  (the engine imports nothing from here)
