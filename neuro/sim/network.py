@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from neuro.kernels import codegen, pack_options, pack_params, pack_state
+from neuro.kernels import pack_options, pack_params, pack_state
 from neuro.models import LIF, NeuronModel
 from neuro.sim.connectors import Connector
 
@@ -635,4 +635,3 @@ class Network:
 
 from neuro.sim.engine import build  # noqa: E402  (the engine imports nothing from here)
 
-_ = codegen
