@@ -107,6 +107,8 @@ def to_nir(model: nn.Module, input_shape, dt: float = 1e-4) -> nir.NIRGraph:
     """
     from neuro.convert.network import SpikingNetwork
 
+    if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
     body = model.body if isinstance(model, SpikingNetwork) else model
     gm = fx.GraphModule(body, _Tracer().trace(body))
     modules = dict(gm.named_modules())
@@ -181,9 +183,6 @@ def to_nir(model: nn.Module, input_shape, dt: float = 1e-4) -> nir.NIRGraph:
             sources[n] = []
     if problems:
         raise NIRExportError("cannot express in NIR:\n" + "\n".join(problems))
-    meta["neuro.nodes"] = {k: v for k, v in meta["neuro.nodes"].items()}
-    if not math.isfinite(dt) or dt <= 0:
-        raise ValueError(f"dt must be > 0, got {dt}")
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_flatten_meta(meta))
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from neuro.models._base import RESET_SUBTRACT, RESET_TO_VALUE, Dynamics
+from neuro.models._base import Dynamics
 from neuro.models._neuron import NeuronModel, as_param
 from neuro.models._spiking import ONE, ZERO, fire, fire_vjp
 
@@ -65,9 +65,6 @@ DYNAMICS = Dynamics(
     step=step,
     make_backward=make_backward,
 )
-
-# ALIF resets in the same step only, so RESET_SUBTRACT / RESET_TO_VALUE come from fire(); keep names used.
-_ = (RESET_SUBTRACT, RESET_TO_VALUE)
 
 
 class ALIF(NeuronModel):
