@@ -81,15 +81,21 @@ class Target(ABC):
         """The graph with weights, thresholds and decays at the chip's precision."""
         return graph
 
-    def emit(self, graph: nir.NIRGraph, path, force: bool = False) -> FitReport:
-        """Write the toolchain's file; refuses a graph that does not fit unless ``force``."""
+    def emit(self, graph: nir.NIRGraph, path, force: bool = False, overwrite: bool = False) -> FitReport:
+        """Write the toolchain's file; refuses a graph that does not fit unless ``force``.
+
+        The file is written atomically (a failure leaves any old file untouched and no partial file), and an
+        existing file is replaced only with ``overwrite=True``.
+        """
+        from neuro.files import atomic_output, check_output_path
+
+        check_output_path(path, overwrite=overwrite, what=f"{self.name} output")
         report = self.fit(graph)
         if not report.fits and not force:
             raise TargetError(f"the network does not fit {self.name}:\n" + "\n".join(f"  {v}" for v in
                                                                                   report.violations))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._write(graph, path, report)
+        with atomic_output(path, overwrite=overwrite, what=f"{self.name} output") as tmp:
+            self._write(graph, tmp, report)
         return report
 
     def simulate(self, graph: nir.NIRGraph, x, dt: float | None = None, convention: str = "neuro"):
