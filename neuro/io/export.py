@@ -71,28 +71,76 @@ def _stateless(layer: nn.Module, in_shape: tuple) -> nir.NIRNode:
     raise NIRExportError(f"{type(layer).__name__} has no NIR node")
 
 
+def _cubalif_node(module, p, dt):
+    tau_syn, tau_mem = _tau(p["syn_decay"], dt), _tau(p["mem_decay"], dt)
+    if np.any(p["i_old"] != 0):
+        raise NIRExportError("CubaLIF with i_old != 0 (exact propagators) has no forward-Euler NIR form")
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=p["i_new"] * tau_mem / dt, v_leak=p["v_leak"],
+                       v_threshold=p["threshold"], v_reset=p["v_reset"], w_in=p["syn_gain"] * tau_syn / dt)
+
+
+def _li_node(module, p, dt):
+    tau = _tau(p["decay"], dt)
+    return nir.LI(tau=tau, r=p["gain"] * tau / dt, v_leak=p["v_leak"])
+
+
+def _if_node(module, p, dt):
+    return nir.IF(r=p["gain"] / dt, v_threshold=p["threshold"], v_reset=p["v_reset"])
+
+
+def _lif_node(module, p, dt):
+    tau = _tau(p["decay"], dt)
+    return nir.LIF(tau=tau, r=p["gain"] * tau / dt, v_leak=p["v_leak"], v_threshold=p["threshold"],
+                   v_reset=p["v_reset"])
+
+
+#: neuro.nn neuron class -> its NIR node, keyed by exact class: a subclass (RLIF is a LIF with recurrence)
+#: changes the dynamics, so it has no NIR node unless registered itself.
+NEURONS = {snn.CubaLIF: _cubalif_node, snn.LI: _li_node, snn.IF: _if_node, snn.LIF: _lif_node}
+
+
 def _neuron(module: nn.Module, shape: tuple, dt: float) -> tuple[nir.NIRNode, dict]:
+    make = NEURONS.get(type(module))
+    if make is None:
+        raise NIRExportError(f"{type(module).__name__} has no NIR node (ALIF and RLIF are not in NIR)")
     meta = {"reset": module.reset, "reset_delay": bool(module.reset_delay)}
     p = {k: _full(v, shape) for k, v in module.kernel_params().items()}
-    if isinstance(module, snn.CubaLIF):
-        tau_syn, tau_mem = _tau(p["syn_decay"], dt), _tau(p["mem_decay"], dt)
-        if np.any(p["i_old"] != 0):
-            raise NIRExportError("CubaLIF with i_old != 0 (exact propagators) has no forward-Euler NIR form")
-        node = nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=p["i_new"] * tau_mem / dt, v_leak=p["v_leak"],
-                           v_threshold=p["threshold"], v_reset=p["v_reset"], w_in=p["syn_gain"] * tau_syn / dt)
-    elif isinstance(module, snn.LI):
-        tau = _tau(p["decay"], dt)
-        node = nir.LI(tau=tau, r=p["gain"] * tau / dt, v_leak=p["v_leak"])
-    elif isinstance(module, snn.IF):
-        node = nir.IF(r=p["gain"] / dt, v_threshold=p["threshold"], v_reset=p["v_reset"])
+    node = make(module, p, dt)
+    if type(module) is snn.IF:
         meta["v_init"] = _full(module.v_init, shape).tolist()
-    elif isinstance(module, snn.LIF) and not isinstance(module, snn.RLIF):
-        tau = _tau(p["decay"], dt)
-        node = nir.LIF(tau=tau, r=p["gain"] * tau / dt, v_leak=p["v_leak"], v_threshold=p["threshold"],
-                       v_reset=p["v_reset"])
-    else:
-        raise NIRExportError(f"{type(module).__name__} has no NIR node (ALIF and RLIF are not in NIR)")
     return node, meta
+
+
+def _check_input_shape(input_shape) -> tuple[int, ...]:
+    from neuro.io.load import MAX_ELEMENTS
+
+    if isinstance(input_shape, int | np.integer) and not isinstance(input_shape, bool):
+        input_shape = (input_shape,)
+    if isinstance(input_shape, str | bytes) or not hasattr(input_shape, "__iter__"):
+        raise TypeError(f"input_shape must be a tuple of positive ints (one sample, no time or batch), got "
+                        f"{input_shape!r}")
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in shape):
+        raise TypeError(f"input_shape must be a non-empty tuple of ints, got {input_shape!r}")
+    if any(v < 1 for v in shape) or math.prod(int(v) for v in shape) > MAX_ELEMENTS:
+        raise ValueError(f"input_shape must be positive ints with at most {MAX_ELEMENTS} elements, got "
+                         f"{list(shape)}")
+    return tuple(int(v) for v in shape)
+
+
+def _check_finite(body: nn.Module) -> None:
+    """Refuse NaN or (in float32) infinite parameters and buffers, naming them."""
+    bad = []
+    for kind, items in (("parameter", body.named_parameters()), ("buffer", body.named_buffers())):
+        for name, t in items:
+            if t is None or not t.is_floating_point():
+                continue
+            a = t.detach().cpu().double()
+            if not bool(torch.isfinite(a).all()) or bool((a.abs() > float(np.finfo(np.float32).max)).any()):
+                bad.append(f"{kind} {name!r}")
+    if bad:
+        raise ValueError(f"model has NaN or infinite values in {', '.join(bad)}; NIR would carry them to every "
+                         "tool that reads the file")
 
 
 def to_nir(model: nn.Module, input_shape, dt: float = 1e-4) -> nir.NIRGraph:
@@ -107,10 +155,19 @@ def to_nir(model: nn.Module, input_shape, dt: float = 1e-4) -> nir.NIRGraph:
     """
     from neuro.convert.network import SpikingNetwork
 
-    if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
+    if isinstance(dt, bool) or not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (neuro.nn layers or a converted SpikingNetwork), got "
+                        f"{type(model).__name__}")
+    input_shape = _check_input_shape(input_shape)
     body = model.body if isinstance(model, SpikingNetwork) else model
-    gm = fx.GraphModule(body, _Tracer().trace(body))
+    _check_finite(body)
+    try:
+        gm = fx.GraphModule(body, _Tracer().trace(body))
+    except Exception as exc:  # torch.fx raises TraceError, TypeError, NotImplementedError... for untraceable code
+        raise NIRExportError(f"cannot trace the model with torch.fx ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     modules = dict(gm.named_modules())
     # run one sample through to learn every node's shape
     shapes: dict[str, tuple] = {}
@@ -124,7 +181,11 @@ def to_nir(model: nn.Module, input_shape, dt: float = 1e-4) -> nir.NIRGraph:
             return out
 
     with torch.no_grad():
-        _Shapes(gm).run(example)
+        try:
+            _Shapes(gm).run(example)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise ValueError(f"the model does not run on one sample of input_shape {list(input_shape)}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
     meta: dict = {"neuro.dt": dt, "neuro.nodes": {}}
