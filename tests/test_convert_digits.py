@@ -47,6 +47,15 @@ def test_avg_pool_cnn_loses_at_most_half_a_point_at_T8(avg_cnn, data):
     assert ann_acc - acc[8] <= 0.005, (ann_acc, acc)
 
 
+@pytest.mark.parametrize("pool", ["avg", "max"])
+def test_defaults_lose_at_most_half_a_point_at_T8(pool, avg_cnn, data):
+    """``ann_to_snn(model, calibration_data)`` with nothing tuned: the half-threshold start is the default."""
+    ann, ann_acc = avg_cnn if pool == "avg" else _trained(lambda: dm.cnn("max"), data)
+    snn, acc = _convert_eval(ann, data, [8])
+    assert snn.options["v_init"] == 0.5
+    assert ann_acc - acc[8] <= 0.005, (pool, ann_acc, acc)
+
+
 def test_max_pool_cnn_does_not_decay_with_T(data):
     ann, ann_acc = _trained(lambda: dm.cnn("max"), data)
     _, acc = _convert_eval(ann, data, [16, 32, 64, 128, 256], v_init=0.5)
@@ -63,7 +72,7 @@ def test_residual_network_within_one_point_at_T16(data):
 def test_qcfs_cnn_near_lossless_at_T4(data):
     ann, ann_acc = _trained(lambda: dm.cnn("avg", "qcfs"), data)
     snn, acc = _convert_eval(ann, data, [4])
-    assert snn.options["v_init"] == 0.5  # QCFS models start the membrane at half threshold
+    assert snn.options["v_init"] == 0.5  # the half-threshold start QCFS needs is the default
     assert ann_acc - acc[4] <= 0.005, (ann_acc, acc)
 
 
