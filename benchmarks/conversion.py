@@ -18,11 +18,11 @@ from neuro import digits as dm
 
 TS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 OPTIONS = {
-    "max": {"threshold": "max"},
-    "p99.9": {},
-    "p99.9+half-init": {"v_init": 0.5},
-    "p99.9 channel+half-init": {"v_init": 0.5, "channel_wise": True},
-    "p99.9+bias-shift(T=8)": {"bias_shift_timesteps": 8},
+    "max": {"threshold": "max", "v_init": 0.0},
+    "p99.9": {"v_init": 0.0},
+    "defaults (p99.9+half-init)": {},
+    "p99.9 channel+half-init": {"channel_wise": True},
+    "p99.9+bias-shift(T=8)": {"bias_shift_timesteps": 8, "v_init": 0.0},
 }
 
 
