@@ -6,6 +6,14 @@
 4. export it to NIR, fit it to Loihi 2 and Speck and emit their files;
 5. simulate the CUBA benchmark network (Brette et al. 2007) and plot its raster.
 
+Files: every file is written atomically (:mod:`neuro.files`). When ``out_dir`` already holds a previous
+demo run (its ``summary.json`` says so), the demo replaces exactly the files it writes itself
+(:data:`OUTPUTS`), each one atomically, removes a chip file of that run that this run no longer writes, leaves
+every other file in the folder alone, and lists what it replaced in ``summary["replaced"]``: re-running the demo
+stays one command. When a file of one of those names exists but the folder is not a demo run, it refuses
+(``FileExistsError``) unless ``overwrite=True``. All of this, and that the folder is writable, is checked
+before any work starts.
+
 Example:
     >>> from neuro.demo import run_demo
     >>> summary = run_demo("/tmp/neuro-demo", size="tiny", progress=False)   # doctest: +SKIP
@@ -24,18 +32,74 @@ TIMESTEPS = [1, 2, 4, 8, 16, 32, 64]
 DEVICES = ["45nm", "cpu", "gpu", "loihi", "spinnaker2"]
 
 
-def _save(fig, path: Path) -> str:
+#: every file the demo writes into its output folder
+OUTPUTS = ("accuracy_vs_timesteps.png", "energy_per_layer.png", "accuracy_energy_vs_timesteps.png",
+           "converted_cnn.nir", "converted_cnn_netx.h5", "converted_cnn_speck.json", "raster.png", "summary.json",
+           "report.md")
+_MARK = "neuro_demo"  # key in summary.json that marks a folder as a demo run
+
+
+def _save(fig, path: Path, overwrite: bool) -> str:
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    from neuro.files import save_figure
+
+    try:
+        save_figure(fig, path, overwrite=overwrite, dpi=110)
+    finally:
+        plt.close(fig)
     return path.name
 
 
-def run_demo(out_dir: str | Path = "neuro-output", size: str = "small", seed: int = 0, progress: bool = True) -> dict:
-    """Run the demo and write ``report.md``, ``summary.json``, the plots and the chip files into ``out_dir``."""
+def _previous_run(out: Path) -> bool:
+    """Whether ``out`` holds a previous demo run: its summary.json is the demo's."""
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(summary, dict) and (_MARK in summary or {"size", "conversion", "hardware"} <= set(summary))
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> tuple[list[str], bool]:
+    """Check, before any work, that the demo may write its files into ``out``; returns the existing ones."""
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out_dir {str(out)!r} is a file, not a folder")
+    existing = [name for name in OUTPUTS if (out / name).exists() or (out / name).is_symlink()]
+    for name in existing:
+        if (out / name).is_dir():
+            raise IsADirectoryError(f"{str(out / name)!r} is a folder; the demo writes a file of that name")
+    previous = bool(existing) and _previous_run(out)
+    if existing and not (previous or overwrite):
+        raise FileExistsError(f"{str(out)!r} holds {', '.join(existing)} but is not a previous demo run; pass "
+                              "overwrite=True (--overwrite) to replace them, or choose another output folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".neuro-demo-probe.", dir=out)
+    except OSError as exc:
+        raise OSError(f"cannot write into the output folder {str(out)!r}: {exc.strerror or exc}") from None
+    import os
+
+    os.close(fd)
+    os.unlink(probe)
+    return existing, previous
+
+
+def run_demo(out_dir: str | Path = "neuro-output", size: str = "small", seed: int = 0, progress: bool = True,
+             overwrite: bool = False) -> dict:
+    """Run the demo and write ``report.md``, ``summary.json``, the plots and the chip files into ``out_dir``.
+
+    A previous demo run in ``out_dir`` is replaced file by file (see the module docstring); other files
+    of the demo's names are replaced only with ``overwrite=True``.
+    """
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+    out = Path(out_dir)
+    existing, _ = _check_out_dir(out, overwrite)
+    replace = bool(existing)  # checked above: a previous demo run, or overwrite=True
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,10 +111,8 @@ def run_demo(out_dir: str | Path = "neuro-output", size: str = "small", seed: in
     from neuro.nn import TimeDistributed as TD
 
     cfg = SIZES[size]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    summary: dict = {"size": size}
+    summary: dict = {_MARK: 1, "size": size}
     clock = time.perf_counter()
     xtr, ytr, xte, yte = digits.digits_split()
     xte, yte = xte[: cfg["eval"]], yte[: cfg["eval"]]
@@ -67,7 +129,7 @@ def run_demo(out_dir: str | Path = "neuro-output", size: str = "small", seed: in
                                                    title="digits CNN -> SNN")
     summary["conversion"] = {"ann_accuracy": ann_acc, **{f"accuracy_T{t}": a for t, a in acc_t.items()},
                              **{f"spiking_readout_accuracy_T{t}": a for t, a in acc_s.items()},
-                             "plot": _save(fig, out / "accuracy_vs_timesteps.png")}
+                             "plot": _save(fig, out / "accuracy_vs_timesteps.png", replace)}
 
     # 2. direct surrogate-gradient training
     model = nn.Sequential(TD(nn.Conv2d(1, 16, 3, padding=1)), TD(nn.BatchNorm2d(16)), neuro.nn.LIF(beta=0.9),
@@ -100,18 +162,20 @@ def run_demo(out_dir: str | Path = "neuro-output", size: str = "small", seed: in
     summary["energy"] = {"timesteps": T, "synops": report.total("synops"), "ann_macs": report.total("ann_macs"),
                          **{f"energy_snn_{d}_j": report.energy_j[d] for d in DEVICES},
                          **{f"energy_ann_{d}_j": v for d, v in report.ann_energy_j.items()},
-                         "plot": _save(fig, out / "energy_per_layer.png"),
-                         "tradeoff_plot": _save(fig2, out / "accuracy_energy_vs_timesteps.png")}
+                         "plot": _save(fig, out / "energy_per_layer.png", replace),
+                         "tradeoff_plot": _save(fig2, out / "accuracy_energy_vs_timesteps.png", replace)}
 
     # 4. NIR, fit and emit
     graph = neuro.to_nir(snn, (1, 8, 8))
-    neuro.io.write(out / "converted_cnn.nir", graph)
+    neuro.io.write(out / "converted_cnn.nir", graph, overwrite=replace)
     chips = {}
     for name, filename in (("loihi2", "converted_cnn_netx.h5"), ("speck", "converted_cnn_speck.json")):
         target = neuro.hardware_targets.get(name)
         fit = target.fit(graph)
         if fit.fits:
-            target.emit(graph, out / filename)
+            target.emit(graph, out / filename, overwrite=replace)
+        elif filename in existing:  # the previous run's chip file would now be stale
+            (out / filename).unlink()
         with torch.no_grad():
             q_acc = float((target.simulate(graph, x_t).sum(0).argmax(-1) == yte).float().mean())
         chips[name] = {"fits": fit.fits, "cores": fit.cores_used, "file": filename if fit.fits else None,
@@ -137,10 +201,13 @@ def run_demo(out_dir: str | Path = "neuro-output", size: str = "small", seed: in
     fig, _ = neuro.plot.raster(spikes, max_neurons=400, title=title)
     summary["simulation"] = {"neurons": 4000, "duration_ms": cfg["cuba_ms"],
                              "mean_rate_hz": spikes.count() / 4000 / (cfg["cuba_ms"] / 1000), "run_s": sim_s,
-                             "raster": _save(fig, out / "raster.png")}
+                             "raster": _save(fig, out / "raster.png", replace)}
     summary["wall_s"] = time.perf_counter() - clock
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "report.md").write_text(_report(summary))
+    summary["replaced"] = existing
+    from neuro.files import write_text
+
+    write_text(out / "summary.json", json.dumps(summary, indent=2), overwrite=replace)
+    write_text(out / "report.md", _report(summary), overwrite=replace)
     return summary
 
 
