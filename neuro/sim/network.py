@@ -632,6 +632,19 @@ class Network:
             m._t.clear()
             (m._i if isinstance(m, SpikeMonitor) else m._v).clear()
 
+    def to_nest(self, path, overwrite: bool = False, duration_ms: float = 1000.0):
+        """Write this network as a native NEST (PyNEST 3.x) script, runnable with ``mpirun -n K``; mapping and
+        time semantics in :mod:`neuro.sim.nest_export`. Returns the script's path."""
+        from neuro.sim.nest_export import to_nest
+
+        return to_nest(self, path, overwrite=overwrite, duration_ms=duration_ms)
+
+    def to_pynn(self, path, overwrite: bool = False, duration_ms: float = 1000.0, backend: str = "nest"):
+        """Write this network as a PyNN script for ``backend`` (see :mod:`neuro.sim.nest_export`)."""
+        from neuro.sim.nest_export import to_pynn
+
+        return to_pynn(self, path, overwrite=overwrite, duration_ms=duration_ms, backend=backend)
+
 
 from neuro.sim.engine import build  # noqa: E402  (the engine imports nothing from here)
 
