@@ -21,7 +21,7 @@ def _file(tmp_path, out_channels=4):
     net = nn.Sequential(TD(nn.Conv2d(1, out_channels, 3, padding=1)), neuro.nn.IF(), TD(nn.AvgPool2d(2)),
                         neuro.nn.Flatten(), TD(nn.Linear(out_channels * 16, 10)), neuro.nn.IF())
     path = tmp_path / "net.nir"
-    neuro.io.write(path, net, (1, 8, 8))
+    neuro.io.write(path, net, (1, 8, 8), overwrite=True)
     return path
 
 
