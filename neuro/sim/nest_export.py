@@ -528,38 +528,47 @@ save(res, rank, n_proc)
 _PYNN_BODY = '''
 import importlib
 
-BACKEND = os.environ.get("NEURO_PYNN_BACKEND", {backend!r})
+BACKEND = os.environ.get("NEURO_PYNN_BACKEND", @BACKEND@)
 sim = importlib.import_module("pyNN." + BACKEND)
-sim.setup(timestep=dt, min_delay=dt, threads=args.threads, rng_seed=SPEC["seed"])
+# pyNN.nest defaults to NEST's precise-spike-time models (off-grid); neuro.sim is on the grid
+extra = {"spike_precision": "on_grid"} if BACKEND == "nest" else {}
+sim.setup(timestep=dt, min_delay=dt, threads=args.threads, rng_seed=SPEC["seed"], **extra)
+if BACKEND == "nest" and getattr(sim.IF_curr_delta, "variable_map", None) is None:
+    # pyNN 0.13's NEST IF_curr_delta has no variable map: initialize(v=...) and record("v") would fail
+    sim.IF_curr_delta.variable_map, sim.IF_curr_delta.scale_factors = {"v": "V_m"}, {"v": 1}
 t_build = time.perf_counter()
-CELLS = {{"iaf_psc_exp": "IF_curr_exp", "iaf_psc_delta": "IF_curr_delta", "iaf_cond_exp": "IF_cond_exp",
-         "izhikevich": "Izhikevich", "aeif_cond_exp": "EIF_cond_exp_isfa_ista"}}
-pops = {{}}
+CELLS = {"iaf_psc_exp": "IF_curr_exp", "iaf_psc_delta": "IF_curr_delta", "iaf_cond_exp": "IF_cond_exp",
+         "izhikevich": "Izhikevich", "aeif_cond_exp": "EIF_cond_exp_isfa_ista"}
+pops = {}
 for p in SPEC["populations"]:
-    params = {{k: par(v) for k, v in p["pynn"]["params"].items()}}
+    params = {k: par(v) for k, v in p["pynn"]["params"].items()}
     if p["key"] in SPEC["tau_minus"]:
         pass  # PyNN sets tau_minus from the timing rule
     pop = sim.Population(p["n"], getattr(sim, CELLS[p["model"]])(**params), label=p["name"])
-    pop.initialize(**{{k: A[f"{{p['key']}}_i_{{v}}"] * s for k, (v, s) in p["pynn"]["initial"].items()}})
-    pop.set(i_offset=A[f"{{p['key']}}_I_e"] * p["pynn"]["i_scale"])
+    pop.initialize(**{k: A[f"{p['key']}_i_{v}"] * s for k, (v, s) in p["pynn"]["initial"].items()})
+    pop.set(i_offset=A[f"{p['key']}_I_e"] * p["pynn"]["i_scale"])
     pops[p["key"]] = pop
     if p["series_start"] is not None:
-        ser, s0 = A[f"{{p['key']}}_series"] * p["pynn"]["i_scale"], p["series_start"]
+        ser, s0 = A[f"{p['key']}_series"] * p["pynn"]["i_scale"], p["series_start"]
         steps = np.arange(len(ser)) + s0
         late = steps >= 2
-        if (~late).any() and np.any(ser[~late] != 0):
-            print(f"warning: {{p['name']}}: injected current in steps 0-1 is not reproduced by PyNN", file=sys.stderr)
         for i in range(p["n"]):
             src = sim.StepCurrentSource(times=list((steps[late] - 1) * dt) + [steps[late][-1] * dt],
                                         amplitudes=list(ser[late, i]) + [0.0])
             src.inject_into(pop[i:i + 1])
 for s in SPEC["sources"]:
     if s["kind"] == "poisson":
-        rates = A[f"{{s['key']}}_rate"]
+        rates = A[f"{s['key']}_rate"]
         pops[s["key"]] = sim.Population(s["n"], sim.SpikeSourcePoisson(rate=rates), label=s["name"])
     else:
-        ptr, times = A[f"{{s['key']}}_ptr"], A[f"{{s['key']}}_times"]
-        trains = [sim.Sequence(times[ptr[i]:ptr[i + 1]]) for i in range(s["n"])]
+        ptr, times = A[f"{s['key']}_ptr"], A[f"{s['key']}_times"]
+        if BACKEND == "nest":  # pyNN.nest: precise spike_generator -> parrot (min_delay earlier); half a step
+            times = times - 0.5 * dt  # keeps each time inside its step whatever the float rounding
+            if np.any(times < dt):
+                print(f"warning: {s['name']}: spikes in the first step are dropped on pyNN.nest", file=sys.stderr)
+        trains = [sim.Sequence(times[ptr[i]:ptr[i + 1]][times[ptr[i]:ptr[i + 1]] >= (dt if BACKEND == "nest"
+                                                                                    else 0)])
+                  for i in range(s["n"])]
         pops[s["key"]] = sim.Population(s["n"], sim.SpikeSourceArray(spike_times=trains), label=s["name"])
 for dr in SPEC["drives"]:
     p = pops[dr["pop"]]
@@ -570,7 +579,7 @@ for dr in SPEC["drives"]:
                    receptor_type="excitatory" if w >= 0 else "inhibitory")
 for j in SPEC["projections"]:
     k = j["key"]
-    src, tgt, w, d = A[f"{{k}}_src"], A[f"{{k}}_tgt"], A[f"{{k}}_pynn_w"], A[f"{{k}}_d"]
+    src, tgt, w, d = A[f"{k}_src"], A[f"{k}_tgt"], A[f"{k}_pynn_w"], A[f"{k}_d"]
     for receptor, sel in (("excitatory", w >= 0), ("inhibitory", w < 0)):
         if not sel.any():
             continue
@@ -589,33 +598,47 @@ for j in SPEC["projections"]:
 for key in SPEC["spike_monitors"]:
     pops[key].record("spikes")
 for sm in SPEC["state_monitors"]:
-    ids = A[f"{{sm['pop']}}_smon_ids"]
+    ids = A[f"{sm['pop']}_smon_ids"]
     pops[sm["pop"]][ids.tolist()].record("v", sampling_interval=sm["every"] * dt)
 build_s = time.perf_counter() - t_build
 t_sim = time.perf_counter()
-sim.run(args.duration)
+steps_total = int(round(args.duration / dt))
+early = [p for p in SPEC["populations"] if p["series_start"] is not None and p["series_start"] < 2]
+done = 0
+if early:  # a current source cannot reach steps 0 and 1: those values go through i_offset, one step at a time
+    for step in range(min(2, steps_total)):
+        for p in early:
+            ser, s0 = A[f"{p['key']}_series"] * p["pynn"]["i_scale"], p["series_start"]
+            extra = ser[step - s0] if 0 <= step - s0 < len(ser) else 0.0
+            pops[p["key"]].set(i_offset=A[f"{p['key']}_I_e"] * p["pynn"]["i_scale"] + extra)
+        sim.run(dt)
+        done += 1
+    for p in early:
+        pops[p["key"]].set(i_offset=A[f"{p['key']}_I_e"] * p["pynn"]["i_scale"])
+if steps_total > done:
+    sim.run((steps_total - done) * dt)
 simulate_s = time.perf_counter() - t_sim
 rank, n_proc = sim.rank(), sim.num_processes()
-res = {{"build_s": np.array(build_s), "simulate_s": np.array(simulate_s), "dt": np.array(dt),
-       "duration_ms": np.array(args.duration), "threads": np.array(args.threads)}}
+res = {"build_s": np.array(build_s), "simulate_s": np.array(simulate_s), "dt": np.array(dt),
+       "duration_ms": np.array(steps_total * dt), "threads": np.array(args.threads)}
 for key in SPEC["spike_monitors"]:
     seg = pops[key].get_data("spikes", gather=False).segments[0]
     times = [np.asarray(st.magnitude, np.float64) for st in seg.spiketrains]
     ids = [np.full(len(t), int(st.annotations["source_index"]), np.int64)
            for t, st in zip(times, seg.spiketrains)]
-    res[f"spikes/{{key}}/times"] = np.concatenate(times) if times else np.zeros(0)
-    res[f"spikes/{{key}}/ids"] = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    res[f"spikes/{key}/times"] = np.concatenate(times) if times else np.zeros(0)
+    res[f"spikes/{key}/ids"] = np.concatenate(ids) if ids else np.zeros(0, np.int64)
 for sm in SPEC["state_monitors"]:
     key = sm["pop"]
-    ids = A[f"{{key}}_smon_ids"]
+    ids = A[f"{key}_smon_ids"]
     seg = pops[key][ids.tolist()].get_data("v", gather=False).segments[0]
     if seg.analogsignals:
         sig = seg.analogsignals[0]
         t = np.asarray(sig.times.magnitude, np.float64)
         ch = np.asarray(sig.array_annotations["channel_index"], np.int64)
-        res[f"state/{{key}}/times"] = np.repeat(t, sig.shape[1])
-        res[f"state/{{key}}/ids"] = np.tile(ids[ch], len(t))
-        res[f"state/{{key}}/v"] = np.asarray(sig.magnitude, np.float64).reshape(-1)
+        res[f"state/{key}/times"] = np.repeat(t, sig.shape[1])
+        res[f"state/{key}/ids"] = np.tile(ids[ch], len(t))
+        res[f"state/{key}/v"] = np.asarray(sig.magnitude, np.float64).reshape(-1)
 sim.end()
 save(res, rank, n_proc)
 '''
@@ -694,7 +717,7 @@ def _write(net, path, overwrite: bool, duration_ms: float, engine: str, backend:
     if engine == "PyNN":
         _pynn_spec(plan)
         title, method, body = (f"PyNN script of a neuro.sim network (backend {backend!r}; set NEURO_PYNN_BACKEND "
-                               "to change it).", "to_pynn", _PYNN_BODY.format(backend=backend))
+                               "to change it).", "to_pynn", _PYNN_BODY.replace("@BACKEND@", repr(backend)))
     else:
         title, method, body = "Native NEST (PyNEST 3.x) script of a neuro.sim network.", "to_nest", _NEST_BODY
     spec = json.dumps(plan.spec, indent=1)
