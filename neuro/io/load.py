@@ -254,7 +254,7 @@ def _arr(node, field: str, problems: list, name: str, optional: bool = False):
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0]) if a.ndim else ()
         problems.append(f"  - {name}: {field} has {int(bad.sum())} value(s) that are NaN or not finite in "
-                        f"float32 (first {a[idx] if idx else a[()]!r} at index {idx})")
+                        f"float32 (first {float(a[idx] if idx else a[()])} at index {idx})")
         return None
     return a
 
