@@ -54,7 +54,7 @@ def test_errors_and_exit_codes(tmp_path):
     big = _file(tmp_path, out_channels=2048)
     out = run("fit", str(big), "--target", "speck")
     assert out.returncode == 1 and "output channels needs 2048, chip allows 1024" in out.stdout
-    out = run("emit", str(big), "--target", "speck", "-o", str(tmp_path / "x.json"))
+    out = run("emit", str(big), "--target", "speck", "-o", str(tmp_path / "x.nir"))
     assert out.returncode == 2 and "--force" in out.stderr
     out = run("fit", str(path))
     assert out.returncode == 2 and "--target" in out.stderr

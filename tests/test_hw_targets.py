@@ -86,8 +86,8 @@ def test_too_large_for_speck_names_layer_and_number(tmp_path):
     assert "output channels needs 2048, chip allows 1024" in text
     assert "kernel memory (entries) needs" in text
     with pytest.raises(TargetError, match="does not fit speck"):
-        get("speck").emit(graph, tmp_path / "x.json")
-    assert get("speck").emit(graph, tmp_path / "x.json", force=True) is not None
+        get("speck").emit(graph, tmp_path / "x.nir")
+    assert get("speck").emit(graph, tmp_path / "x.nir", force=True) is not None
 
 
 def test_too_large_for_loihi2():
