@@ -203,6 +203,16 @@ class Speck(Target):
                 for row, core in zip(rep.layers, assignment, strict=True):
                     row["core"] = core
         rep.cores_used = len(cores)
+        meta = graph.metadata or {}
+        started = [k.split(".")[1] for k, v in meta.items() if k.endswith(".v_init") and np.any(np.asarray(v) != 0)]
+        if started:
+            rep.notes.append(f"{', '.join(started)}: initial membrane (v_init) is dropped: IF layers start at 0 in "
+                             "Sinabs and on the chip")
+        if cores:
+            rep.notes.append("in the emitted file: per-channel thresholds folded into the weights, "
+                             "8-bit integer weights and one integer threshold a layer, average pooling as sum "
+                             "pooling with the next weights divided by k^2; Sinabs then clips the membrane at "
+                             "-threshold and, by default, emits floor(v / thr) spikes a step (MultiSpike)")
         return rep
 
     def chip_graph(self, graph: nir.NIRGraph) -> nir.NIRGraph:
