@@ -207,10 +207,10 @@ class _Plan:
                                  f"{bool(m.reset_delay)}) has no NEST equivalent; NEST's neurons reset to v_reset in "
                                  "the step they fire (reset='to_value', reset_delay=False)")
         if type(m) is LIF:
-            params = m.kernel_params(dt)
-            decay = np.broadcast_to(params["decay"].astype(np.float64), (n,))
-            if m._decay_override is not None:
-                decay = _arr(m._decay_override, n)
+            if m._decay_override is not None:  # v = decay v + x
+                decay, gain = _arr(m._decay_override, n), np.ones(n)
+            else:  # forward Euler (float64 here: the float32 kernel coefficients would round tau')
+                decay, gain = 1.0 - dt / _arr(m.tau_m, n), dt / _arr(m.cm, n)
             exact = m._decay_override is None and m.integration == "exact"
             if exact:
                 tau, cm = _arr(m.tau_m, n), _arr(m.cm, n)
@@ -222,7 +222,6 @@ class _Plan:
                                      "propagator is exact); use integration='exact' or delta synapses (tau_syn=0)")
                 if np.any(decay <= 0):
                     raise ValueError(f"population {name!r}: decay {decay.min()} <= 0 has no membrane time constant")
-                gain = np.broadcast_to(params["gain"].astype(np.float64), (n,))
                 tau = np.where(decay >= 1, _TAU_INF, -dt / np.log(np.minimum(decay, 1 - 1e-16)))
                 cm = tau * -np.expm1(-dt / tau) / gain  # NEST's gain per step: tau / C (1 - e^{-dt/tau})
             model = {"delta": "iaf_psc_delta", "none": "iaf_psc_delta", "exp": "iaf_psc_exp",
@@ -553,7 +552,8 @@ for p in SPEC["populations"]:
         steps = np.arange(len(ser)) + s0
         late = steps >= 2
         for i in range(p["n"]):
-            src = sim.StepCurrentSource(times=list((steps[late] - 1) * dt) + [steps[late][-1] * dt],
+            # pyNN.nest moves the times min_delay (dt) earlier itself
+            src = sim.StepCurrentSource(times=list(steps[late] * dt) + [(steps[late][-1] + 1) * dt],
                                         amplitudes=list(ser[late, i]) + [0.0])
             src.inject_into(pop[i:i + 1])
 for s in SPEC["sources"]:
