@@ -61,7 +61,8 @@ for path, xpath in zip(sys.argv[1::2], sys.argv[2::2]):
     syn = lambda w: [[XyloSynapse(int(post), 0, int(w[post, pre])) for post in np.flatnonzero(w[:, pre])]
                      for pre in range(w.shape[1])]
     nh, no = w_in.shape[0], w_out.shape[0]
-    layer = XyloLayer(synapses_in=syn(w_in), synapses_rec=[[] for _ in range(nh)], synapses_out=syn(w_out),
+    keep = (syn(w_in), syn(w_out))  # XyloLayer stores raw pointers: the synapse objects must stay alive
+    layer = XyloLayer(synapses_in=keep[0], synapses_rec=[[] for _ in range(nh)], synapses_out=keep[1],
                       aliases=[[] for _ in range(nh)], threshold=[int(v) for v in lh.v_threshold],
                       threshold_out=[int(v) for v in lo.v_threshold], has_bias=False, bias=[0] * nh, bias_out=[0] * no,
                       weight_shift_inp=0, weight_shift_rec=0, weight_shift_out=0, dash_mem=dm_h, dash_mem_out=dm_o,
