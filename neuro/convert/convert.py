@@ -18,7 +18,7 @@ from neuro.nn import TimeDistributed
 def ann_to_snn(model: nn.Module, calibration_data: torch.Tensor, *, threshold: str = "percentile",
                percentile: float = 99.9, channel_wise: bool = False, v_init: float = 0.5,
                bias_shift_timesteps: int | None = None, output: str = "integrator", batch_size: int = 256,
-               progress: bool = True) -> SpikingNetwork:
+               progress: bool = True, reset: str = "subtract") -> SpikingNetwork:
     """Convert a trained ANN into a spiking network of IF neurons.
 
     Steps: trace with ``torch.fx`` (modules and functional calls), fold batch-norm into the preceding
@@ -40,6 +40,10 @@ def ann_to_snn(model: nn.Module, calibration_data: torch.Tensor, *, threshold: s
         output: ``"integrator"`` (the last layer's current, summed over time, decides) or ``"spiking"``
             (IF neurons on the output too, thresholds from the calibration data; for chips such as Speck
             that read out spike counts).
+        reset: ``"subtract"`` (Rueckauer et al.) or ``"zero"``: v <- 0 after a spike, Loihi 2's hard reset, so
+            the float network is the one the chip runs. Loihi's netx files also hold no initial membrane:
+            for the chip use ``reset="zero", v_init=0.0, bias_shift_timesteps=T`` (digits CNN, bit-accurate
+            Loihi 2 at T=8/16/32: 97.8/97.8/98.7% against 79.3/94.6/97.4% with the defaults).
     Returns:
         :class:`SpikingNetwork`.
 
@@ -64,6 +68,8 @@ def ann_to_snn(model: nn.Module, calibration_data: torch.Tensor, *, threshold: s
         raise ValueError(f"v_init must be a fraction of the threshold in [0, 1], got {v_init!r}")
     if output not in ("integrator", "spiking"):
         raise ValueError(f"output must be 'integrator' or 'spiking', got {output!r}")
+    if reset not in ("subtract", "zero"):
+        raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
     gm = graph.prepare(model)
     out_node = next(n for n in gm.graph.nodes if n.op == "output").args[0]
     extra = (out_node.name,) if output == "spiking" and isinstance(out_node, fx.Node) else ()
@@ -73,8 +79,11 @@ def ann_to_snn(model: nn.Module, calibration_data: torch.Tensor, *, threshold: s
     if bias_shift_timesteps:
         _shift_biases(gm, thr, int(bias_shift_timesteps))
     body = _build(gm, thr, frac, extra[0] if extra else None)
+    for mod in body.modules():
+        if isinstance(mod, IFSpikes):
+            mod.neuron.reset = reset
     options = {"threshold": threshold, "percentile": percentile, "channel_wise": channel_wise, "v_init": frac,
-               "bias_shift_timesteps": bias_shift_timesteps, "output": output}
+               "bias_shift_timesteps": bias_shift_timesteps, "output": output, "reset": reset}
     return SpikingNetwork(body, thr, options)
 
 
