@@ -74,7 +74,8 @@ def snntorch_cases():
     _init(6)
     cases["mlp"] = (nn.Sequential(nn.Linear(8, 16), snn.Leaky(beta=vec(0.9, 16), threshold=vec(1.0, 16),
                                                               init_hidden=True),
-                                  nn.Linear(16, 5), snn.Leaky(beta=vec(0.8, 5), threshold=vec(0.5, 5), init_hidden=True)),
+                                  nn.Linear(16, 5),
+                                  snn.Leaky(beta=vec(0.8, 5), threshold=vec(0.5, 5), init_hidden=True)),
                     _rand_input(7, (8,), 4.0))
     _init(8)
     cases["conv"] = (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1),
