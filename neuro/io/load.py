@@ -21,6 +21,7 @@ be finite.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 
 import neuro.nn as snn
-from neuro.io.conventions import Convention
+from neuro.io.conventions import Convention, MultiSpike, exact_coefficients
 from neuro.io.conventions import get as get_convention
 
 #: Largest number of elements a declared shape (one sample of one node) or a stored array may have: 2**28
@@ -99,11 +100,14 @@ class NIRNetwork(nn.Module):
 
     def __init__(self, modules: dict[str, nn.Module], order: list[str], preds: dict[str, list[str]],
                  inputs: list[str], outputs: list[str], convention: Convention, dt: float,
-                 input_shape: tuple | None = None):
+                 input_shape: tuple | None = None, delayed: dict[str, list[str]] | None = None,
+                 shapes: dict[str, tuple] | None = None):
         super().__init__()
         self.layers = nn.ModuleDict({k.replace(".", "__"): m for k, m in modules.items()})
         self.order, self.preds, self.inputs, self.outputs = order, preds, inputs, outputs
         self.convention, self.dt, self.input_shape = convention, dt, input_shape
+        self.delayed = dict(delayed or {})  # node -> sources of its recurrent edges
+        self.shapes = dict(shapes or {})  # node -> its output's sample shape (zeros before the first step)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
@@ -111,6 +115,8 @@ class NIRNetwork(nn.Module):
         if self.input_shape is not None and tuple(x.shape[2:]) != tuple(self.input_shape):
             raise ValueError(f"x must have shape [T, B, {', '.join(map(str, self.input_shape))}] (the graph's "
                              f"input shape), got {list(x.shape)}")
+        if self.delayed:
+            return self._stepwise(x)
         values = {name: x for name in self.inputs}
         for name in self.order:
             incoming = [values[p] for p in self.preds[name]]
@@ -119,6 +125,48 @@ class NIRNetwork(nn.Module):
             values[name] = self.layers[key](total) if key in self.layers else total
         outs = [values[o] for o in self.outputs]
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _stepwise(self, x: torch.Tensor):
+        """A graph with cycles, one step at a time: each recurrent edge delivers its source's output of the
+        previous step (zeros at the first step); neurons carry their state from step to step."""
+        states: dict[str, object] = {}
+        prev = {p: x.new_zeros((1, x.shape[1], *self.shapes[p])) for ps in self.delayed.values() for p in ps}
+        steps = []
+        for t in range(x.shape[0]):
+            values = {name: x[t:t + 1] for name in self.inputs}
+            for name in self.order:
+                incoming = [values[p] for p in self.preds[name]]
+                incoming += [prev[p] for p in self.delayed.get(name, [])]
+                total = incoming[0] if len(incoming) == 1 else torch.stack(incoming).sum(0)
+                key = name.replace(".", "__")
+                if key in self.layers:
+                    values[name], states[name] = _step(self.layers[key], total, states.get(name))
+                else:
+                    values[name] = total
+            prev = {p: values[p] for ps in self.delayed.values() for p in ps}
+            steps.append([values[o] for o in self.outputs])
+        outs = [torch.cat([s[i] for s in steps]) for i in range(len(self.outputs))]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def _step(module: nn.Module, x: torch.Tensor, state):
+    """One step ``x`` ``[1, B, ...]`` of ``module`` from ``state`` (``None`` at the first step)."""
+    if isinstance(module, snn.SpikingNeuron):
+        from neuro.nn.functional import neuron_scan
+
+        dyn, sample, batch = module.dynamics, tuple(x.shape[2:]), x.shape[1]
+        if state is None:
+            state = (module._rows(module.kernel_params(), dyn.params, sample, batch, x.device),
+                     module._rows(module.initial_state(), dyn.state, sample, batch, x.device))
+        params, st = state
+        spikes, states = neuron_scan(dyn, x.reshape(1, -1), params, st, module.options(), module.surrogate,
+                                     module.dt, record=True)
+        st = states[0]
+        out = spikes if module.emits_spikes else st[dyn.state.index(dyn.membrane)]
+        return out.reshape(x.shape), (params, st)
+    if isinstance(module, MultiSpike):
+        return module.step(x, state)
+    return module(x), None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -507,6 +555,16 @@ _RESETS = ("subtract", "zero")
 
 
 def _reset(name, ctx: _Ctx) -> tuple[str, bool]:
+    reset, delay = _reset_read(name, ctx)
+    # what the caller passed explicitly (from_nir(reset=..., reset_delay=...)) wins over file and convention
+    if "reset" in ctx.conv.overridden:
+        reset = ctx.conv.reset
+    if "reset_delay" in ctx.conv.overridden:
+        delay = ctx.conv.reset_delay
+    return reset, delay
+
+
+def _reset_read(name, ctx: _Ctx) -> tuple[str, bool]:
     if name in ctx.no_reset:
         return "subtract", False
     if ctx.conv.reset == "file":
@@ -542,6 +600,10 @@ def _lif(name, node, ctx):
     tau = _tau(node.tau, ctx)
     decay = _decay(tau, ctx.dt, ctx.integration)
     gain = np.asarray(node.r) * (ctx.dt / tau if ctx.integration == "euler" else (1 - decay))
+    if ctx.integration == "exact":  # float32 as Sinabs computes it: a = exp(-dt/tau), gain = r (1 - a)
+        decay, gain = exact_coefficients(tau, node.r, ctx.dt)
+    if ctx.conv.multi_spike:
+        return _multi_spike(name, node, ctx, decay, gain, node.v_leak, reset, delay)
     return snn.LIF(beta=_t(decay), threshold=torch.as_tensor(_thr(node.v_threshold, ctx.conv)), reset=reset,
                    reset_delay=delay, gain=_t(gain), v_leak=_t(node.v_leak), v_reset=_v_reset(node))
 
@@ -552,8 +614,22 @@ def _if(name, node, ctx):
     v_init = np.asarray(ctx.meta.get(f"neuro.{name}.v_init", 0.0))
     if v_init.dtype.kind not in "biuf" or not np.all(np.isfinite(v_init.astype(np.float64))):
         raise NIRImportError(f"metadata neuro.{name}.v_init must be finite numbers, got {v_init.tolist()!r}")
+    # NIR's IF is r dv/dt = I (v += r dt x); Norse adds the input without dt (v += r x)
+    gain = np.asarray(node.r) * (ctx.dt if ctx.conv.if_input_dt else 1.0)
+    if ctx.conv.multi_spike:
+        if np.any(v_init != 0):
+            raise NIRImportError("multi_spike neurons start at v = 0; the file's v_init is not supported with them")
+        return _multi_spike(name, node, ctx, 1.0, gain, 0.0, reset, delay)
     return snn.IF(threshold=torch.as_tensor(_thr(node.v_threshold, ctx.conv)), reset=reset, reset_delay=delay,
-                  v_init=_t(v_init), gain=_t(np.asarray(node.r) * ctx.dt), v_reset=_v_reset(node))
+                  v_init=_t(v_init), gain=_t(gain), v_reset=_v_reset(node))
+
+
+def _multi_spike(name, node, ctx, decay, gain, v_leak, reset, delay):
+    """Sinabs' MultiSpike output (spike counts floor(v/thr) when v >= thr), reset in the same step."""
+    if delay:
+        raise NIRImportError("multi_spike resets in the same step; it cannot be combined with reset_delay=True")
+    return MultiSpike(decay=decay, gain=gain, v_leak=v_leak, threshold=node.v_threshold, v_reset=_v_reset(node),
+                      reset=reset)
 
 
 @_register(nir.LI, _neuron_shape, ("tau", "r", "v_leak"), ("tau",))
@@ -573,8 +649,12 @@ def _cubalif(name, node, ctx):
     alpha, beta = _decay(tau_syn, dt, ctx.integration), _decay(tau_mem, dt, ctx.integration)
     w_in = np.asarray(node.w_in, np.float64)
     r = np.asarray(node.r, np.float64)
+    if ctx.conv.multi_spike:
+        raise NIRImportError("multi_spike is supported for IF and LIF nodes (Sinabs' exports), not CubaLIF; "
+                             "pass multi_spike=False")
     if ctx.integration == "euler":
-        syn_gain, i_new = w_in * dt / tau_syn, r * dt / tau_mem
+        # Norse's current jumps by the input unscaled (I += w_in x); NIR's Euler reading scales it by dt/tau_syn
+        syn_gain, i_new = w_in * (1.0 if ctx.conv.cuba_input_unscaled else dt / tau_syn), r * dt / tau_mem
     else:
         same = np.isclose(tau_syn, tau_mem)
         p21 = np.where(same, dt / tau_mem * beta, tau_syn / np.where(same, 1, tau_syn - tau_mem) * (alpha - beta))
@@ -595,6 +675,67 @@ class _Checked:
     in_shapes: dict[str, tuple]
     out_shapes: dict[str, tuple]
     input_shape: tuple
+    #: node -> sources of its recurrent edges (delivering the previous step's output); ``preds`` excludes them
+    delayed: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+
+#: nodes with state: a cycle through one of them carries a one-step delay
+_STATEFUL = (nir.IF, nir.LIF, nir.CubaLIF, nir.LI, nir.I)
+
+
+def _cut_cycles(nodes, succ, inputs) -> tuple[set, set, list[str]]:
+    """Depth-first from the inputs: the back edges (``back``, which make the graph acyclic for shape
+    inference) and, on each cycle they close, the edge leaving the cycle's last neuron (``delayed``: it
+    delivers the previous step's output). A cycle without a neuron is an algebraic loop: a problem."""
+    state: dict[str, int] = {}
+    back, delayed, problems = set(), set(), []
+    for root in inputs:
+        if root in state:
+            continue
+        path, iters = [root], [iter(succ[root])]
+        state[root] = 1
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                iters.pop()
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                iters.append(iter(succ[nxt]))
+            elif state[nxt] == 1:
+                cycle = path[path.index(nxt):]
+                back.add((path[-1], nxt))
+                neurons = [i for i, k in enumerate(cycle) if isinstance(nodes[k], _STATEFUL)]
+                if not neurons:
+                    problems.append(f"  - cycle {' -> '.join([*cycle, nxt])}: no neuron on the cycle to carry a "
+                                    "step of delay (an algebraic loop)")
+                else:
+                    i = neurons[-1]
+                    delayed.add((cycle[i], cycle[i + 1] if i + 1 < len(cycle) else nxt))
+    return back, delayed, problems
+
+
+def _kahn(nodes, preds, succ, inputs, skip, from_all: bool) -> list[str]:
+    """Topological order without the edges in ``skip``, from the inputs (and, ``from_all``, from every node
+    whose only inputs are skipped edges); the inputs themselves are not listed."""
+    indeg = {k: sum((p, k) not in skip for p in preds[k]) for k in nodes}
+    queue = deque(inputs)
+    order: list[str] = []
+    if from_all:
+        extra = [k for k in nodes if indeg[k] == 0 and k not in inputs]
+        queue.extend(extra)
+        order.extend(extra)
+    while queue:
+        k = queue.popleft()
+        for s in succ[k]:
+            if (k, s) in skip:
+                continue
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                queue.append(s)
+                order.append(s)
+    return order
 
 
 def check_graph(graph, source: str | None = None) -> _Checked:
@@ -694,21 +835,15 @@ def check_graph(graph, source: str | None = None) -> _Checked:
             problems.append(f"  - {k}: {exc}")
     if problems:
         raise NIRImportError(f"{where}the NIR graph cannot be run:\n" + "\n".join(problems))
-    # order (Kahn's algorithm from the inputs; anything left is on a cycle or unreachable)
-    indeg = {k: len(preds[k]) for k in nodes}
-    queue = deque(inputs)
-    order: list[str] = []
-    while queue:
-        k = queue.popleft()
-        for s in succ[k]:
-            indeg[s] -= 1
-            if indeg[s] == 0:
-                queue.append(s)
-                order.append(s)
+    # cycles: cut at the back edges for shapes, at the edge leaving each cycle's last neuron to run
+    back, delayed, cyc = _cut_cycles(nodes, succ, inputs)
+    if cyc:
+        raise NIRImportError(f"{where}the graph has cycles from_nir cannot run:\n" + "\n".join(cyc))
+    # order (Kahn's algorithm from the inputs; anything left is unreachable from the inputs)
+    order = _kahn(nodes, preds, succ, inputs, back, from_all=False)
     left = [k for k in nodes if k not in order and k not in inputs]
     if left:
-        raise NIRImportError(f"{where}the graph has cycles or nodes unreachable from its inputs "
-                             f"({', '.join(left)}); recurrent NIR graphs are not supported by from_nir yet")
+        raise NIRImportError(f"{where}the graph has nodes unreachable from its inputs ({', '.join(left)})")
     # shapes along the edges
     out_shapes: dict[str, tuple] = dict(in_decl)
     in_shapes: dict[str, tuple] = {}
@@ -717,7 +852,7 @@ def check_graph(graph, source: str | None = None) -> _Checked:
         if any(p in broken for p in preds[name]):
             broken.add(name)
             continue
-        incoming = {p: out_shapes[p] for p in preds[name]}
+        incoming = {p: out_shapes[p] for p in preds[name] if (p, name) not in back}
         shapes = set(incoming.values())
         if len(shapes) > 1:
             problems.append(f"  - {name}: sums inputs of different shapes "
@@ -743,13 +878,26 @@ def check_graph(graph, source: str | None = None) -> _Checked:
         except ValueError as exc:
             problems.append(f"  - {name}: {exc}")
             broken.add(name)
+    for a, b in sorted(back):
+        if a not in broken and b not in broken and out_shapes[a] != in_shapes[b]:
+            problems.append(f"  - the edge {a} -> {b} closes one of the graph's cycles but carries shape "
+                            f"{list(out_shapes[a])}, while {b} takes {list(in_shapes[b])}")
     if problems:
         raise NIRImportError(f"{where}the NIR graph cannot be run:\n" + "\n".join(problems))
+    if delayed:  # run order: without the recurrent edges
+        order = _kahn(nodes, preds, succ, inputs, delayed, from_all=True)
+        if len(order) + len(inputs) != len(nodes):
+            raise NIRImportError(f"{where}the graph's cycles overlap so that no one-step delay per cycle breaks "
+                                 f"them all (recurrent edges {sorted(delayed)}); from_nir cannot order it")
     first = in_decl[inputs[0]]
     if any(in_decl[k] != first for k in inputs):
         raise NIRImportError(f"{where}the graph's Input nodes declare different shapes "
                              + ", ".join(f"{k} {list(in_decl[k])}" for k in inputs) + "; from_nir feeds them one x")
-    return _Checked(inputs, outputs, order, dict(preds), in_shapes, out_shapes, first)
+    fwd = {k: [p for p in v if (p, k) not in delayed] for k, v in preds.items()}
+    rec: dict[str, list[str]] = defaultdict(list)
+    for a, b in sorted(delayed):
+        rec[b].append(a)
+    return _Checked(inputs, outputs, order, fwd, in_shapes, out_shapes, first, dict(rec))
 
 
 def _check_dt(dt, what="dt") -> float:
@@ -761,7 +909,8 @@ def _check_dt(dt, what="dt") -> float:
 
 
 def from_nir(graph_or_path, dt: float | None = None, convention: str | Convention = "neuro",
-             integration: str = "euler") -> NIRNetwork:
+             integration: str | None = None, *, reset: str | None = None, reset_delay: bool | None = None,
+             inclusive_threshold: bool | None = None, multi_spike: bool | None = None) -> NIRNetwork:
     """A runnable time-major module from a NIR graph or file.
 
     The graph is checked in full first (:func:`check_graph`); a file is read with h5py and ``nir.read``
@@ -773,7 +922,19 @@ def from_nir(graph_or_path, dt: float | None = None, convention: str | Conventio
         dt: the time step; default: the convention's (snnTorch and neuro-snn 1e-4, Norse 1e-3, Sinabs 1).
         convention: how to read what the file leaves unsaid: ``"neuro"``, ``"snntorch"``, ``"norse"``,
             ``"sinabs"``, ``"spikingjelly"`` (see :mod:`neuro.io.conventions`).
-        integration: ``"euler"`` (the exporters' reading) or ``"exact"`` exponential integration.
+        integration: ``"euler"`` (``decay = 1 - dt/tau``, ``gain = r dt/tau``) or ``"exact"``
+            (``decay = exp(-dt/tau)``, ``gain = r (1 - decay)``); default: the convention's (Sinabs exact,
+            the others Euler).
+        reset, reset_delay, inclusive_threshold, multi_spike: overrides on top of the convention for what
+            no file says: ``"subtract"``/``"zero"``, next-step reset, ``v >= thr``, spike counts
+            ``floor(v/thr)`` (Sinabs' MultiSpike, on by default in the Sinabs convention). An explicit
+            ``reset`` also wins over what the file's nir version implies. E.g. snnTorch's
+            ``reset_mechanism="zero"`` writes the same file as ``"subtract"``:
+            ``from_nir(path, convention="snntorch", reset="zero")``.
+
+    Graphs with cycles (snnTorch's ``RLeaky``: ``lif -> w_rec -> lif``) run step by step over time: the
+    edge that leaves the last neuron on each cycle delivers that neuron's output of the previous step
+    (zero at the first step); every other edge delivers the same step's output.
 
     Example:
         >>> import torch, neuro
@@ -782,10 +943,12 @@ def from_nir(graph_or_path, dt: float | None = None, convention: str | Conventio
         >>> x = torch.rand(10, 4, 3)
         >>> torch.equal(back(x), net(x))
         True
+        >>> neuro.io.from_nir(neuro.io.to_nir(net, (3,)), convention="snntorch", reset="zero").convention.reset
+        'zero'
     """
-    conv = get_convention(convention)
-    if integration not in ("euler", "exact"):
-        raise ValueError(f"integration must be 'euler' or 'exact', got {integration!r}")
+    conv = get_convention(convention).override(integration=integration, reset=reset, reset_delay=reset_delay,
+                                               inclusive_threshold=inclusive_threshold, multi_spike=multi_spike)
+    integration = conv.integration
     if dt is not None:
         dt = _check_dt(dt)
     if isinstance(graph_or_path, nir.NIRGraph):
@@ -818,4 +981,5 @@ def from_nir(graph_or_path, dt: float | None = None, convention: str | Conventio
     if problems:
         raise NIRImportError(f"{where}cannot run these NIR nodes:\n" + "\n".join(problems))
     return NIRNetwork(modules, checked.order, {k: checked.preds.get(k, []) for k in checked.order},
-                      checked.inputs, checked.outputs, conv, float(dt), input_shape=checked.input_shape)
+                      checked.inputs, checked.outputs, conv, float(dt), input_shape=checked.input_shape,
+                      delayed=checked.delayed, shapes=checked.out_shapes)
