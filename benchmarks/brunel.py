@@ -2,9 +2,12 @@
 1000 (800 E + 200 I: 100 M synapses), J = 0.1 mV, g = 5, delay 1.5 ms, tau_m 20 ms, threshold 20 mV,
 reset 10 mV, refractory 2 ms, external Poisson drive at twice the threshold rate, dt 0.1 ms, 1 s.
 
-Last line: one JSON object with setup_s, run_s, peak_mem_mb, bytes_per_synapse, rate_hz.
+NEST side by side (unless ``--no-nest``): the same network written by ``Network.to_nest`` and run with the
+same thread count; ``nest_run_s`` is NEST's ``Simulate`` time.
 
-    python benchmarks/brunel.py [--scale 1.0] [--duration 1000]
+Last line: one JSON object with setup_s, run_s, peak_mem_mb, bytes_per_synapse, rate_hz (and nest_* figures).
+
+    python benchmarks/brunel.py [--scale 1.0] [--duration 1000] [--threads 2] [--no-nest]
 """
 
 from __future__ import annotations
@@ -30,14 +33,40 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=1000.0)
     ap.add_argument("--threads", type=int, default=min(2, numba.config.NUMBA_NUM_THREADS))
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--no-nest", action="store_true", help="skip the NEST column (it lists every synapse: "
+                    "about 40 B a synapse in the exported file, then NEST's own memory)")
     args = ap.parse_args()
     numba.set_num_threads(args.threads)
-    import neuro
-
     base_mem = vmhwm_mb()
     t0 = time.perf_counter()
-    n_e, n_i = int(80_000 * args.scale), int(20_000 * args.scale)
-    c_e, c_i = int(800 * args.scale), int(200 * args.scale)
+    net, mon, (exc, inh), (n_e, n_i) = build_brunel(args.scale)
+    net.run(0.1)  # compile or load the loop
+    setup_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    net.run(args.duration, progress=args.progress)
+    run_s = time.perf_counter() - t1
+    n_syn = exc.n_synapses + inh.n_synapses
+    syn_bytes = exc.nbytes + inh.nbytes
+    rate = mon.count() / (n_e + n_i) / ((args.duration + 0.1) / 1000.0)
+    print(f"{n_e + n_i} neurons, {n_syn / 1e6:.1f} M synapses ({syn_bytes / n_syn:.2f} B/synapse), "
+          f"setup {setup_s:.1f} s, loop {run_s:.1f} s for {args.duration:.0f} ms on {args.threads} threads, "
+          f"{rate:.1f} Hz")
+    out = {"setup_s": setup_s, "run_s": run_s, "peak_mem_mb": vmhwm_mb() - base_mem,
+           "bytes_per_synapse": syn_bytes / n_syn, "rate_hz": rate, "synapses": n_syn, "threads": args.threads}
+    del net, mon, exc, inh
+    if not args.no_nest:  # the same network (every synapse listed) on NEST with the same threads
+        from cuba import nest_column
+
+        out.update(nest_column(lambda: build_brunel(args.scale)[:2], args.duration, args.threads))
+    print(json.dumps(out))
+
+
+def build_brunel(scale: float):
+    """The network (not yet run), its spike monitor, the two projections and (n_e, n_i)."""
+    import neuro
+
+    n_e, n_i = int(80_000 * scale), int(20_000 * scale)
+    c_e, c_i = int(800 * scale), int(200 * scale)
     J, g, theta, tau = 0.1, 5.0, 20.0, 20.0
     nu_thr = theta / (J * c_e * tau)  # kHz
     net = neuro.sim.Network(dt=0.1, seed=1)
@@ -50,20 +79,7 @@ def main() -> None:
     exc = net.connect(pop, pop, from_e, weight=J, delay=1.5, tau_syn=0.0)
     inh = net.connect(pop, pop, from_i, weight=-g * J, delay=1.5, tau_syn=0.0)
     mon = net.spike_monitor(pop)
-    net.run(0.1)  # compile or load the loop
-    setup_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    net.run(args.duration, progress=args.progress)
-    run_s = time.perf_counter() - t1
-    n_syn = exc.n_synapses + inh.n_synapses
-    syn_bytes = exc.nbytes + inh.nbytes
-    rate = mon.count() / (n_e + n_i) / ((args.duration + 0.1) / 1000.0)
-    print(f"{n_e + n_i} neurons, {n_syn / 1e6:.1f} M synapses ({syn_bytes / n_syn:.2f} B/synapse), "
-          f"setup {setup_s:.1f} s, loop {run_s:.1f} s for {args.duration:.0f} ms on {args.threads} threads, "
-          f"{rate:.1f} Hz")
-    print(json.dumps({"setup_s": setup_s, "run_s": run_s, "peak_mem_mb": vmhwm_mb() - base_mem,
-                      "bytes_per_synapse": syn_bytes / n_syn, "rate_hz": rate, "synapses": n_syn,
-                      "threads": args.threads}))
+    return net, mon, (exc, inh), (n_e, n_i)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 2% connectivity, exponential current synapses (5 ms E, 10 ms I), 1 s at dt 0.1 ms. Brian2 side by side
 when it is importable (``--brian2-python`` may name another interpreter, e.g. a venv with numpy < 2.4).
 
-Last line: one JSON object with run_s, setup_s, rate_hz (and Brian2's figures when measured).
+NEST side by side when it is importable: the same network written by ``Network.to_nest`` and run with the
+same thread count (``nest_run_s`` is NEST's ``Simulate`` time, ``nest_rate_hz`` its rate).
+
+Last line: one JSON object with run_s, setup_s, rate_hz (and Brian2's and NEST's figures when measured).
 
     python benchmarks/cuba.py [--duration 1000] [--brian2-python /path/to/python]
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -43,10 +47,10 @@ print(json.dumps({'total_s': t2 - t0, 'run_s': t2 - t1, 'loop_s': loop, 'spikes'
 """
 
 
-def neuro_cuba(duration_ms: float, seed: int = 0, progress: bool = False):
+def build_cuba(seed: int = 0):
+    """The CUBA network (not yet run) and a spike monitor on it."""
     import neuro
 
-    t0 = time.perf_counter()
     net = neuro.sim.Network(dt=0.1, seed=seed)
     rng = np.random.default_rng(seed)
     cell = neuro.models.LIF(tau_m=20.0, cm=1.0, v_rest=-49.0, v_thresh=-50.0, v_reset=-60.0, tau_refrac=5.0)
@@ -60,12 +64,52 @@ def neuro_cuba(duration_ms: float, seed: int = 0, progress: bool = False):
     net.connect(pop, pop, neuro.sim.FromList(np.stack([i_pairs[0] + 3200, i_pairs[1]], 1)), weight=-9.0 / 20.0,
                 tau_syn=10.0)
     mon = net.spike_monitor(pop)
+    return net, mon
+
+
+def neuro_cuba(duration_ms: float, seed: int = 0, progress: bool = False):
+    t0 = time.perf_counter()
+    net, mon = build_cuba(seed)
     net.run(0.1)  # compile (cached on disk after the first time)
     setup_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     net.run(duration_ms, progress=progress)
     run_s = time.perf_counter() - t1
     return net, mon, setup_s, run_s
+
+
+def nest_column(build, duration_ms: float, threads: int) -> dict:
+    """The same network on NEST (``Network.to_nest``: explicit connections, same initial values) with the same
+    number of threads, in its own process: NEST's loop (``nest.Simulate``), its build time and the rate."""
+    import tempfile
+    import warnings
+    from pathlib import Path
+
+    from neuro.sim.nest_export import nest_available, read_results
+
+    reason = nest_available()
+    if reason:
+        print(f"NEST not importable here ({reason}): pip install nest-simulator")
+        return {}
+    net, _ = build()
+    n = sum(p.n for p in net.populations)
+    with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a one-step delay onto exponential synapses lags one step on NEST
+        t0 = time.perf_counter()
+        path = net.to_nest(Path(d) / "net.py", duration_ms=duration_ms)
+        export_s = time.perf_counter() - t0
+        del net
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, str(path), "--threads", str(threads)], check=True, capture_output=True,
+                       env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        wall = time.perf_counter() - t0
+        res = read_results(path)
+    t, _ = next(iter(res["spikes"].values()))
+    rate = len(t) / n / (duration_ms / 1000)
+    print(f"NEST 3 ({threads} thread(s)): build {res['build_s']:.2f} s, loop {res['simulate_s']:.3f} s, "
+          f"{rate:.2f} Hz, whole process {wall:.1f} s (export {export_s:.1f} s)")
+    return {"nest_run_s": res["simulate_s"], "nest_build_s": res["build_s"], "nest_rate_hz": rate,
+            "nest_process_s": wall, "nest_export_s": export_s, "nest_threads": threads}
 
 
 def main() -> None:
@@ -92,6 +136,7 @@ def main() -> None:
         print(json.dumps(out))
         return
     out["fresh_process_s"] = fresh_s
+    out.update(nest_column(build_cuba, args.duration, args.threads))
     py = args.brian2_python or sys.executable
     has_b2 = subprocess.run([py, "-c", "import brian2"], capture_output=True).returncode == 0
     if has_b2:

@@ -170,6 +170,10 @@ def test_script_runs_under_mpirun(tmp_path):
     if mpirun is None:
         pytest.skip("mpirun is not installed (apt-get install mpich); the script's per-rank files are tested "
                     "single-process above")
+    probe = _run([sys.executable, "-c", "import nest; print(nest.GetKernelStatus('build_info')['have_mpi'])"])
+    if probe.stdout.strip().splitlines()[-1] != "True":
+        pytest.skip("this NEST was built without MPI (the pip wheel is): it refuses to start under mpirun; build "
+                    "NEST with -Dwith-mpi=ON to run the script on K processes")
     net, mons = _deterministic_net()
     path = net.to_nest(tmp_path / "det.py", duration_ms=60.0)
     net.run(60.0)

@@ -68,7 +68,6 @@ Example:
 from __future__ import annotations
 
 import glob
-import io
 import json
 import math
 import os
@@ -321,17 +320,18 @@ class _Plan:
         post = self.pop_spec[id(proj.post)]
         pre = self.pop_spec[id(proj.pre)]
         n_syn = proj.n_synapses
-        src = np.repeat(np.arange(len(proj.pre), dtype=np.int64), np.diff(proj.indptr))
-        tgt = proj.targets.astype(np.int64)
+        idx = np.int32 if max(len(proj.pre), len(proj.post)) < 2 ** 31 else np.int64
+        src = np.repeat(np.arange(len(proj.pre), dtype=idx), np.diff(proj.indptr))
+        tgt = proj.targets.astype(idx)
         w = self._weight(post, proj.receptor, np.broadcast_to(proj.weights.astype(np.float64), (n_syn,)))
-        d = np.broadcast_to(proj.delays.astype(np.int64), (n_syn,))
+        d = np.broadcast_to(proj.delays.astype(np.int32), (n_syn,))
         if post["delay_lag"]:
             if np.any(d == 1):
                 self.lagged.append(proj.name)
             d = np.maximum(d - 1, 1)
         key = f"proj{j}"
         self.arrays[f"{key}_src"], self.arrays[f"{key}_tgt"] = src, tgt
-        self.arrays[f"{key}_w"], self.arrays[f"{key}_d"] = w, d.astype(np.float64) * self.dt
+        self.arrays[f"{key}_w"], self.arrays[f"{key}_d"] = w, (d * self.dt).astype(np.float64)
         spec = {"key": key, "name": proj.name, "pre": pre["key"], "post": post["key"], "stdp": None}
         if proj.stdp is not None:
             s = proj.stdp
@@ -361,9 +361,8 @@ class _Plan:
         from neuro.files import atomic_output
 
         with atomic_output(path, overwrite=overwrite, what="network arrays") as tmp:
-            buf = io.BytesIO()
-            np.savez_compressed(buf, **self.arrays)
-            tmp.write_bytes(buf.getvalue())
+            with open(tmp, "wb") as f:  # uncompressed: 100 M synapses would take minutes to deflate
+                np.savez(f, **self.arrays)
 
 
 # --------------------------------------------------------------------------------------------------
