@@ -2,10 +2,11 @@
 (``scripts/toolchains/sinabs.txt``) ``sinabs.from_nir`` imports it and Sinabs' own layers simulate it; the
 spikes must equal neuro-snn's for the same file and input.
 
-Our side: ``Speck.simulate`` (Sinabs' IAFSqueeze update, on neuro-snn's from_nir for the synaptic layers) and
-``neuro.from_nir(path, convention="sinabs")``. Weights, biases and thresholds in the file are integers, so every
-sum is exact in float32 and the spikes match bit for bit. Sinabs' DynapcnnNetwork cannot be checked here:
-``sinabs.backend.dynapcnn`` needs samna, which is not installable from the registry.
+Our side: ``Speck.simulate`` (Sinabs' IAFSqueeze update with its clip at -thr, on neuro-snn's from_nir for the
+synaptic layers) and ``neuro.from_nir(path, convention="sinabs")`` (no clip: checked where it cannot bind).
+Weights, biases and thresholds in the file are integers, so every sum is exact in float32 and the spikes match
+bit for bit. Sinabs' DynapcnnNetwork cannot be checked here: ``sinabs.backend.dynapcnn`` needs samna, which is
+not installable from the registry.
 """
 
 from __future__ import annotations
@@ -122,15 +123,17 @@ def test_multispike_occurs_and_differs_from_single(sinabs_runs):
     assert results["conv"]["multi"].max() > 1 or results["dense"]["multi"].max() > 1
 
 
-def test_neuro_from_nir_sinabs_convention_equals_sinabs_single_spike(sinabs_runs):
-    """neuro.from_nir(file, convention="sinabs") is single-spike and has no lower clamp: with non-negative
-    weights and biases the membrane never goes below 0, so it must equal Sinabs with SingleSpike exactly."""
+@pytest.mark.parametrize("mode", ["multi", "single"])
+def test_neuro_from_nir_sinabs_convention_equals_sinabs(sinabs_runs, mode):
+    """neuro.from_nir(file, convention="sinabs") (MultiSpike by default, ``multi_spike=False`` for one spike a
+    step) does not clip the membrane at -thr as Sinabs' IAFSqueeze does: with non-negative weights and biases
+    the membrane never goes below 0, so there it must equal Sinabs exactly."""
     inputs, results, _ = sinabs_runs
     path, x = inputs["dense_nonneg"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the file's IF nodes have no v_reset (nir 1.0.4): read as subtract
-        net = neuro.from_nir(path, convention="sinabs")
+        net = neuro.from_nir(path, convention="sinabs", multi_spike=(mode == "multi"))
     with torch.no_grad():
         ours = net(torch.as_tensor(x)).numpy()
-    assert results["dense_nonneg"]["single"].sum() > 0
-    np.testing.assert_array_equal(ours, results["dense_nonneg"]["single"])
+    assert results["dense_nonneg"][mode].sum() > 0
+    np.testing.assert_array_equal(ours, results["dense_nonneg"][mode])
