@@ -493,8 +493,11 @@ class Loihi2(Target):
             dt, convention: accepted for the interface of :meth:`Target.simulate`; the chip's step is
                 the target's ``dt``.
             align: run ``T + L`` steps (``L`` synaptic layers, one step of delay each; no input after step
-                T) and return chip steps ``L .. T + L - 1``, so that ``out[t]`` answers ``x[t]`` as in the float
-                network. With ``align=False`` the raw first ``T`` chip steps are returned.
+                T) with netx's staggered reset (``Network(path, reset_interval=T + L, reset_offset=1)``: layer
+                i clears u and v at step i + 1, when the input first reaches it, so the bias it integrated
+                while the pipeline filled is dropped), and return chip steps ``L .. T + L - 1``, so that
+                ``out[t]`` answers ``x[t]`` as in the float network. With ``align=False`` the raw first ``T``
+                chip steps of a plain ``Network(path)`` are returned.
             return_info: also return a dict (input scale, delay, whether any readout fired or a state
                 wrapped).
         Returns:
@@ -545,18 +548,20 @@ class Loihi2(Target):
         last = plan.layers[-1]
         outs, fired, wrapped = [], False, False
         for s in range(0, B, batch_size):
-            res = net.run(q[:, s:s + batch_size], record_v=[len(net) - 1])
+            res = net.run(q[:, s:s + batch_size], record_v=[len(net) - 1], reset_interval=steps if align else None,
+                          reset_offset=1)
             spk = res["spikes"][-1]
+            first = L if align else 0  # with align, the output layer was cleared at step L
             if last.readout is None:
-                o = spk.astype(np.float64)
+                o = spk[first:].astype(np.float64)
                 if plan.out_scale is not None:
                     o = o * np.broadcast_to(plan.out_scale, spk.shape[2:])
             else:
                 fired |= bool(spk.any())
-                v = res["v"][-1].astype(np.float64) / 64.0 / 2.0 ** last.k
+                v = res["v"][-1][first:].astype(np.float64) / 64.0 / 2.0 ** last.k
                 o = np.diff(v, axis=0, prepend=np.zeros_like(v[:1])) if last.readout == "integrator" else v
             wrapped |= bool(np.any(np.abs(res["u"][-1]) >= 1 << 23))
-            outs.append(o[L:] if align else o)
+            outs.append(o)
         out = torch.from_numpy(np.concatenate(outs, axis=1).astype(np.float32))
         if return_info:
             return out, {"input_scale": plan.input_scale, "input_bits": plan.input_bits, "delay_steps": L,

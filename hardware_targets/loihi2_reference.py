@@ -221,9 +221,16 @@ class NetxNetwork:
     def __len__(self) -> int:
         return len(self.layers)
 
-    def run(self, x: np.ndarray, record_v: bool | list = False) -> dict:
+    def run(self, x: np.ndarray, record_v: bool | list = False, reset_interval: int | None = None,
+            reset_offset: int = 0) -> dict:
         """Run ``x`` (``[T, B, *input_shape]`` integers: 0/1 spikes, or graded values when the network was
         loaded for graded input) through every layer.
+
+        ``reset_interval`` / ``reset_offset`` are netx's ``Network`` arguments of the same names: the
+        neurons become Lava's ``LIFReset`` (``PyLifResetModelBitAcc``), and built layer ``i`` sets ``u = v = 0``
+        before its update at hardware time steps ``n`` (counted from 1) with ``n % reset_interval ==
+        (reset_offset + 1 + i) % reset_interval``, staggered by layer so each layer starts afresh when a
+        sample's input reaches it. Synapse buffers are not reset.
 
         Returns ``{"spikes": [per layer [T, B, *shape] bool], "v": [...], "u": [...]}``, one entry per built
         layer (the input layer without neurons has none); ``v`` and ``u`` (after the step's reset) only with
@@ -243,10 +250,14 @@ class NetxNetwork:
         rec = set(range(n)) if record_v is True else {i % n for i in (record_v or [])}
         vs = [np.zeros((T, B, *ly.shape), np.int64) if i in rec else None for i, ly in enumerate(self.layers)]
         us = [np.zeros((T, B, *ly.shape), np.int64) if i in rec else None for i, ly in enumerate(self.layers)]
+        if reset_interval is not None and (not isinstance(reset_interval, int) or reset_interval < 1):
+            raise ValueError(f"reset_interval must be an int >= 1 or None, got {reset_interval!r}")
         for t in range(T):
             s_prev = x[t]
             for i, ly in enumerate(self.layers):
                 u, v, buf = state[i]
+                if reset_interval is not None and (t + 1) % reset_interval == (reset_offset + 1 + i) % reset_interval:
+                    u, v = np.zeros_like(u), np.zeros_like(v)
                 if ly.kind == "input":
                     a_in = s_prev  # the network input drives the input neurons' a_in directly (no synapse)
                 else:
