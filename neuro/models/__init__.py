@@ -27,4 +27,13 @@ from neuro.models.lif import LIF
 ALL_DYNAMICS = {m.dynamics.name: m.dynamics for m in (LIF, CubaLIF, ALIF, Izhikevich, AdEx)}
 
 __all__ = ["IF", "LIF", "CubaLIF", "ALIF", "Izhikevich", "AdEx", "Dynamics", "NeuronModel", "SimulationResult",
-           "ALL_DYNAMICS"]
+           "ALL_DYNAMICS", "Equations", "EquationError"]
+
+
+def __getattr__(name: str):
+    # Equations needs sympy, which takes a second to import: load it on first use, not with neuro
+    if name in ("Equations", "EquationError"):
+        from neuro.models import equations
+
+        return getattr(equations, name)
+    raise AttributeError(f"module 'neuro.models' has no attribute {name!r}")

@@ -8,29 +8,27 @@ from typing import ClassVar
 
 import numpy as np
 
-from neuro.models._base import Dynamics, check_dt, reset_mode_code
+from neuro import _checks
+from neuro.models._base import Dynamics, reset_mode_code
 
 
 def as_param(name: str, value, *, positive: bool = False, nonnegative: bool = False,
              unit_interval: bool = False) -> np.ndarray:
-    """Validate a scalar or per-neuron parameter; returns a float64 1-D array (length 1 for scalars)."""
+    """Validate a scalar or per-neuron parameter; returns a float64 1-D array (length 1 for scalars).
+
+    Values must be real numbers (not strings or bools), finite in float32 (the kernels' dtype)."""
     try:
-        arr = np.array(value, dtype=np.float64).reshape(-1)
+        raw = np.asarray(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number or a 1-D array of numbers, got {value!r}") from None
-    if np.ndim(value) > 1:
-        raise ValueError(f"{name} must be a scalar or 1-D (one value per neuron), got shape {np.shape(value)}")
-    if arr.size == 0:
+        raw = np.asarray(None)
+    if raw.dtype == bool or raw.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a number or a 1-D array of numbers, got {value!r}")
+    if raw.ndim > 1:
+        raise ValueError(f"{name} must be a scalar or 1-D (one value per neuron), got shape {raw.shape}")
+    if raw.size == 0:
         raise ValueError(f"{name} must not be empty")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if positive and np.any(arr <= 0):
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if nonnegative and np.any(arr < 0):
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    if unit_interval and np.any((arr < 0) | (arr > 1)):
-        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
-    return arr
+    return _checks.check_float_array(name, raw.reshape(-1), positive=positive, nonnegative=nonnegative,
+                                     unit_interval=unit_interval)
 
 
 @dataclass
@@ -59,27 +57,28 @@ class NeuronModel:
     def _set_reset(self, reset: str, reset_delay: bool) -> None:
         self.reset = reset
         self.reset_mode = reset_mode_code(reset)
-        self.reset_delay = int(bool(reset_delay))
+        self.reset_delay = int(_checks.check_bool("reset_delay", reset_delay))
 
     @staticmethod
     def _check_integration(integration: str) -> str:
-        if integration not in ("exact", "euler"):
+        if not isinstance(integration, str) or integration not in ("exact", "euler"):
             raise ValueError(f"integration must be 'exact' or 'euler', got {integration!r}")
         return integration
 
     @staticmethod
     def _dt(dt) -> float:
-        return check_dt(dt)
+        return _checks.check_dt(dt)
 
     def _pack(self, **params) -> dict[str, np.ndarray]:
         names = self.dynamics.params
         assert set(params) == set(names), (sorted(params), names)
         return {k: np.asarray(params[k], dtype=np.float32).reshape(-1) for k in names}
 
-    def _state(self, n: int, **values) -> dict[str, np.ndarray]:
+    def _state(self, n: int, /, **values) -> dict[str, np.ndarray]:  # "/": a state may be called n
         out = {}
         for k in self.dynamics.state:
-            val = np.asarray(values.get(k, 0.0), dtype=np.float32).reshape(-1)
+            val = values.get(k, 0.0)
+            val = as_param(f"initial {k}", val) if np.size(val) else np.zeros(0)
             if val.size not in (1, n):
                 raise ValueError(f"initial {k} has {val.size} values for {n} neurons")
             out[k] = np.array(np.broadcast_to(val, (n,)), dtype=np.float32)
@@ -108,13 +107,17 @@ class NeuronModel:
         x = np.asarray(current)
         if x.ndim != 2:
             raise ValueError(f"current must have shape [T, N] (time-major), got shape {x.shape}")
-        if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+        if x.dtype == bool or x.dtype.kind not in "iuf":
             raise TypeError(f"current must be a float array, got dtype {x.dtype}")
+        x = x.astype(np.float32)  # finiteness is checked in float32: 1e39 overflows to inf here
         if not np.all(np.isfinite(x)):
-            raise ValueError("current contains NaN or infinite values")
+            raise ValueError("current contains NaN or infinite values (in float32, |x| <= 3.4e38)")
+        dt = _checks.check_dt(dt)
         n = x.shape[1]
         state = self.initial_state(n)
         if initial_state is not None:
+            if not isinstance(initial_state, dict):
+                raise TypeError(f"initial_state must be a dict of state name -> values, got {initial_state!r}")
             for k, val in initial_state.items():
                 if k not in state:
                     raise ValueError(f"unknown state variable {k!r}; this model has {self.dynamics.state}")
@@ -123,7 +126,7 @@ class NeuronModel:
         for k, p in params.items():
             if p.size not in (1, n):
                 raise ValueError(f"parameter {k} has {p.size} values but current has {n} neurons")
-        spikes, rec = forward(self.dynamics, x.astype(np.float32), state, params, self.kernel_options(),
+        spikes, rec = forward(self.dynamics, x, state, params, self.kernel_options(),
                               dt=dt, record=True)
         states = {k: rec[:, i, :] for i, k in enumerate(self.dynamics.state)}
         return SimulationResult(spikes=spikes, states=states, final_state=state)
