@@ -84,7 +84,8 @@ class SpiNNaker(Target):
         lines = [f'"""PyNN script emitted by neuro-snn for {self.name}: run with a PyNN backend.',
                  "", "Usage: python <script> [--input spikes.npy] [--duration MS] [--out spikes.npz]",
                  "Input step s -> spike time (s + 1) dt; each layer adds one step (PyNN's minimum delay).", '"""',
-                 "import argparse", "import numpy as np", f"import pyNN.{backend or self.backend} as sim", "",
+                 "import argparse", "import numpy as np", f"import pyNN.{backend or self.backend} as sim",
+                 "from pyNN.parameters import Sequence", "",
                  "ap = argparse.ArgumentParser()", "ap.add_argument('--input', default=None)",
                  f"ap.add_argument('--duration', type=float, default={float(duration_ms)!r})",
                  "ap.add_argument('--out', default=None)", "args = ap.parse_args()",
@@ -102,7 +103,7 @@ class SpiNNaker(Target):
                  "        trains[i].append((s + 1) * dt)",
                  "if sim.__name__ == 'pyNN.nest':  # its sources pass a parrot neuron, min_delay earlier: times",
                  "    trains = [[t + 0.5 * dt for t in tr] for tr in trains]  # mid-step, and one step later",
-                 f"source = sim.Population({n_in}, sim.SpikeSourceArray(spike_times=[sim.Sequence(t) for t in trains]),"
+                 f"source = sim.Population({n_in}, sim.SpikeSourceArray(spike_times=[Sequence(t) for t in trains]),"
                  " label='input')", "pre = source"]
         for k, layer in enumerate(layers):
             if layer.weight is None:

@@ -177,6 +177,21 @@ def test_pynn_dense_weights_are_the_step_voltage_jumps():
     assert "IF_curr_delta(tau_m=" in text and "import pyNN.nest as sim" in text
 
 
+def test_pynn_lif_keeps_the_euler_decay_and_starts_at_rest():
+    """The issue's case: beta 0.9 (forward Euler, 1 - dt/tau) was written as tau_m = tau, an exact decay of
+    exp(-0.1) = 0.905, and the membrane was left at PyNN's -65 mV instead of v_rest = 0."""
+    import re
+
+    net = nn.Sequential(TD(nn.Linear(3, 2, bias=False)), neuro.nn.LIF(beta=0.9))
+    target = get("nest")
+    text = target.script(neuro.to_nir(net, (3,)))
+    tau_ms = float(re.search(r"IF_curr_delta\(tau_m=([0-9.e+-]+),", text).group(1))
+    dt_ms = target.dt * 1000.0
+    assert np.exp(-dt_ms / tau_ms) == pytest.approx(0.9, rel=1e-6)  # iaf_psc_delta's decay per step
+    assert "v_rest=0.0" in text and "pop0.initialize(v=0.0)" in text
+    assert any("forward-Euler" in n for n in target.fit(neuro.to_nir(net, (3,))).notes)
+
+
 def test_xylo_limits():
     ok = nn.Sequential(TD(nn.Linear(12, 20)), neuro.nn.LIF(beta=0.9), TD(nn.Linear(20, 4)), neuro.nn.LIF(beta=0.9))
     assert get("xylo").fit(neuro.to_nir(ok, (12,))).fits

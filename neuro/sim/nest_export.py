@@ -528,6 +528,7 @@ import importlib
 
 BACKEND = os.environ.get("NEURO_PYNN_BACKEND", @BACKEND@)
 sim = importlib.import_module("pyNN." + BACKEND)
+from pyNN.parameters import Sequence
 # pyNN.nest defaults to NEST's precise-spike-time models (off-grid); neuro.sim is on the grid
 extra = {"spike_precision": "on_grid"} if BACKEND == "nest" else {}
 sim.setup(timestep=dt, min_delay=dt, threads=args.threads, rng_seed=SPEC["seed"], **extra)
@@ -565,7 +566,7 @@ for s in SPEC["sources"]:
             times = times - 0.5 * dt  # keeps each time inside its step whatever the float rounding
             if np.any(times < dt):
                 print(f"warning: {s['name']}: spikes in the first step are dropped on pyNN.nest", file=sys.stderr)
-        trains = [sim.Sequence(times[ptr[i]:ptr[i + 1]][times[ptr[i]:ptr[i + 1]] >= (dt if BACKEND == "nest"
+        trains = [Sequence(times[ptr[i]:ptr[i + 1]][times[ptr[i]:ptr[i + 1]] >= (dt if BACKEND == "nest"
                                                                                     else 0)])
                   for i in range(s["n"])]
         pops[s["key"]] = sim.Population(s["n"], sim.SpikeSourceArray(spike_times=trains), label=s["name"])
