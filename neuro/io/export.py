@@ -99,8 +99,8 @@ def _lif_node(module, p, dt):
 NEURONS = {snn.CubaLIF: _cubalif_node, snn.LI: _li_node, snn.IF: _if_node, snn.LIF: _lif_node}
 
 
-def _neuron(module: nn.Module, shape: tuple, dt: float) -> tuple[nir.NIRNode, dict]:
-    make = NEURONS.get(type(module))
+def _neuron(module: nn.Module, shape: tuple, dt: float, make=None) -> tuple[nir.NIRNode, dict]:
+    make = make or NEURONS.get(type(module))
     if make is None:
         raise NIRExportError(f"{type(module).__name__} has no NIR node (ALIF and RLIF are not in NIR)")
     meta = {"reset": module.reset, "reset_delay": bool(module.reset_delay)}
@@ -228,6 +228,14 @@ def to_nir(model: nn.Module, input_shape, dt: float = 1e-4) -> nir.NIRGraph:
                     edges += [(s, name) for s in inputs_of(n)]
                     sources[n] = [name + "_scale"]
                     edges.append((name, name + "_scale"))
+                    continue
+                elif type(mod) is snn.RLIF:
+                    # a LIF node plus its recurrent Affine, with the cycle lif -> rec -> lif (snnTorch RLeaky's
+                    # form); from_nir runs it step by step, the edge lif -> rec delivering the previous step
+                    nodes[name], meta["neuro.nodes"][name] = _neuron(mod, in_shape, dt, make=_lif_node)
+                    nodes[name + "_rec"] = nir.Affine(weight=_np(mod.recurrent.weight), bias=_np(mod.recurrent.bias))
+                    edges += [(s, name) for s in inputs_of(n)] + [(name, name + "_rec"), (name + "_rec", name)]
+                    sources[n] = [name]
                     continue
                 elif isinstance(mod, snn.SpikingNeuron):
                     nodes[name], meta["neuro.nodes"][name] = _neuron(mod, in_shape, dt)
