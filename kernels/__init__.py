@@ -25,7 +25,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from neuro.models._base import Dynamics
+from neuro import _checks
+from neuro.models._base import Dynamics, option_code
 
 __all__ = ["forward", "backward", "forward_packed", "backward_packed", "pack_params", "pack_state"]
 
@@ -40,36 +41,110 @@ def _is_cuda(a) -> bool:
     return type(a).__module__.startswith("numba.cuda") and hasattr(a, "copy_to_host")
 
 
+def _check_dyn(dyn) -> Dynamics:
+    if not isinstance(dyn, Dynamics):
+        raise TypeError(f"dyn must be a neuron model's Dynamics (e.g. neuro.models.lif.DYNAMICS), got {dyn!r}")
+    return dyn
+
+
+def _check_names(dyn: Dynamics, what: str, given: Mapping, known) -> None:
+    if not isinstance(given, Mapping):
+        raise TypeError(f"{dyn.name}: {what} must be a dict of name -> values, got {type(given).__name__}")
+    unknown = [k for k in given if k not in known]
+    if unknown:
+        raise ValueError(f"{dyn.name}: unknown {what} {unknown}; expected {list(known)}")
+
+
+def _values(dyn: Dynamics, what: str, name: str, value, n: int, allow_inf: bool = False) -> np.ndarray:
+    label = f"{dyn.name}: {what} {name}"
+    arr = _checks.check_float_array(label, value, allow_inf=allow_inf).reshape(-1)
+    if arr.size not in (1, n):
+        raise ValueError(f"{label} has {arr.size} values, expected 1 or {n}")
+    return arr.astype(np.float32)
+
+
 def pack_params(dyn: Dynamics, params: Mapping[str, object], n: int) -> np.ndarray:
-    """Stack per-neuron parameters into a C-contiguous float32 ``[P, N]`` array (scalars broadcast)."""
+    """Stack per-neuron parameters into a C-contiguous float32 ``[P, N]`` array (scalars broadcast).
+
+    Every value must be real and finite in float32 (a ``threshold`` may be ``inf``: never fires); unknown
+    names are refused (a misspelt parameter would otherwise be ignored)."""
+    _check_dyn(dyn)
+    n = _checks.check_int("n", n, minimum=0)
+    _check_names(dyn, "parameters", params, dyn.params)
     missing = [k for k in dyn.params if k not in params]
     if missing:
         raise ValueError(f"{dyn.name}: missing parameters {missing}; expected {list(dyn.params)}")
     out = np.empty((len(dyn.params), n), np.float32)
     for k, name in enumerate(dyn.params):
-        val = np.asarray(params[name], dtype=np.float32).reshape(-1)
-        if val.size not in (1, n):
-            raise ValueError(f"{dyn.name}: parameter {name} has {val.size} values, expected 1 or {n}")
-        out[k] = val
+        out[k] = _values(dyn, "parameter", name, params[name], n, allow_inf=name == "threshold")
     return out
 
 
 def pack_state(dyn: Dynamics, state: Mapping[str, object], n: int) -> np.ndarray:
+    """Stack the state into a C-contiguous float32 ``[S, N]`` array; missing variables start at 0."""
+    _check_dyn(dyn)
+    n = _checks.check_int("n", n, minimum=0)
+    _check_names(dyn, "state variables", state, dyn.state)
     out = np.empty((len(dyn.state), n), np.float32)
     for k, name in enumerate(dyn.state):
-        val = np.asarray(state.get(name, 0.0), dtype=np.float32).reshape(-1)
-        if val.size not in (1, n):
-            raise ValueError(f"{dyn.name}: state {name} has {val.size} values, expected 1 or {n}")
-        out[k] = val
+        out[k] = _values(dyn, "state", name, state.get(name, 0.0), n)
     return out
 
 
 def pack_options(dyn: Dynamics, options: Mapping[str, int] | None) -> np.ndarray:
-    options = {**dyn.default_options, **(options or {})}
+    """The int64 option codes in ``dyn.options`` order; each given as its name (``"subtract"``), a bool
+    (``reset_delay``) or a known int code."""
+    _check_dyn(dyn)
+    options = {} if options is None else options
+    _check_names(dyn, "options", options, (*dyn.options, "reset_delay"))
+    if "reset_delay" not in dyn.options and option_code("reset_delay", options.get("reset_delay", 0)) != 0:
+        raise ValueError(f"{dyn.name} resets in the same step only: option reset_delay must be 0, got "
+                         f"{options['reset_delay']!r}")
     missing = [k for k in dyn.options if k not in options]
     if missing:
         raise ValueError(f"{dyn.name}: missing options {missing}; expected {list(dyn.options)}")
-    return np.array([int(options[k]) for k in dyn.options] or [0], dtype=np.int64)
+    return np.array([option_code(k, options[k]) for k in dyn.options] or [0], dtype=np.int64)
+
+
+def _shape(a) -> tuple:
+    shape = getattr(a, "shape", None)
+    if shape is None:
+        raise TypeError(f"expected an array, got {type(a).__name__}")
+    return tuple(int(v) for v in shape)
+
+
+def _check_packed(dyn: Dynamics, T: int, n: int, **arrays) -> None:
+    """Structural checks of packed arrays (O(1), no pass over the data): exact shapes, and for NumPy arrays
+    float32 (int64 for ``opts``), C-contiguous and writeable where the kernel writes. Nothing the kernels
+    index can be out of bounds after this."""
+    S, P = len(dyn.state), len(dyn.params)
+    want = {"x": (T, n), "state": (S, n), "init": (S, n), "params": (P, n), "spikes": (T, n),
+            "rec": (T, S, n), "g_spikes": (T, n), "g_rec": (T, S, n)}
+    writes = {"state", "spikes"}
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        shape = _shape(a)
+        if name == "opts":
+            if len(shape) != 1 or shape[0] < max(1, len(dyn.options)):
+                raise ValueError(f"{dyn.name}: opts must have shape ({max(1, len(dyn.options))},) "
+                                 f"({list(dyn.options)}), got {shape}")
+            if isinstance(a, np.ndarray) and a.dtype != np.int64:
+                raise TypeError(f"{dyn.name}: opts must be int64, got {a.dtype}")
+            continue
+        if shape != want[name]:
+            raise ValueError(f"{dyn.name}: {name} must have shape {want[name]} for x of shape {(T, n)} "
+                             f"(S={S} state variables {list(dyn.state)}, P={P} parameters {list(dyn.params)}), "
+                             f"got {shape}")
+        if isinstance(a, np.ndarray):
+            if a.dtype != np.float32:
+                raise TypeError(f"{dyn.name}: {name} must be float32, got {a.dtype}")
+            if not a.flags.c_contiguous:
+                raise ValueError(f"{dyn.name}: {name} must be C-contiguous")
+            if name in writes and not a.flags.writeable:
+                raise ValueError(f"{dyn.name}: {name} must be writeable (the kernel writes to it)")
+        elif _is_cuda(arrays["x"]) != _is_cuda(a):
+            raise ValueError(f"{dyn.name}: {name} is on a different device from x")
 
 
 def _empty(like, shape, dtype=np.float32):
@@ -99,9 +174,17 @@ def forward_packed(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, recor
                    spikes=None, device: str | None = None):
     """Run T steps. Updates ``state[S, N]`` in place; returns ``(spikes[T, N], rec[T, S, N] or None)``.
 
-    Trusts its caller: arrays must be float32, C-contiguous, with matching N (see :func:`forward`).
+    Arrays must be float32 (``opts`` int64), C-contiguous, with matching shapes: checked here in O(1), the
+    values are not (see :func:`forward` for the full checks).
     """
-    T, n = x.shape
+    _check_dyn(dyn)
+    xs = _shape(x)
+    if len(xs) != 2:
+        raise ValueError(f"x must have shape [T, N], got shape {xs}")
+    T, n = xs
+    _check_packed(dyn, T, n, x=x, state=state, params=params, opts=opts, spikes=spikes)
+    dt = _checks.check_dt(dt)
+    record = _checks.check_bool("record", record)
     device = device or ("cuda" if _is_cuda(x) else "cpu")
     if spikes is None:
         spikes = _empty(x, (T, n))
@@ -129,8 +212,16 @@ def backward_packed(dyn: Dynamics, surrogate, x, init, rec, params, opts, g_spik
     """
     from neuro import surrogate as sg_mod
 
+    _check_dyn(dyn)
     sg = sg_mod.get(surrogate)
-    T, n = x.shape
+    xs = _shape(x)
+    if len(xs) != 2:
+        raise ValueError(f"x must have shape [T, N], got shape {xs}")
+    T, n = xs
+    _check_packed(dyn, T, n, x=x, init=init, rec=rec, params=params, opts=opts, g_spikes=g_spikes, g_rec=g_rec)
+    dt = _checks.check_dt(dt)
+    if not dyn.trainable:
+        raise ValueError(f"{dyn.name} has no backward step (not trainable by BPTT)")
     device = device or ("cuda" if _is_cuda(x) else "cpu")
     g_x = _empty(x, (T, n))
     g_params = _zeros(x, (len(dyn.params), n))
@@ -155,17 +246,33 @@ def backward_packed(dyn: Dynamics, surrogate, x, init, rec, params, opts, g_spik
     return g_x, g_params, g_state
 
 
-def _check_x(x) -> np.ndarray:
+def _check_x(x, name: str = "x") -> np.ndarray:
     if _is_cuda(x):
         return x
-    x = np.asarray(x)
+    try:
+        x = np.asarray(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a float array [T, N], got {type(x).__name__}") from None
     if x.ndim != 2:
-        raise ValueError(f"x must have shape [T, N] (time-major), got shape {x.shape}")
+        raise ValueError(f"{name} must have shape [T, N] (time-major), got shape {x.shape}")
     if x.dtype != np.float32:
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"x must be a float array, got dtype {x.dtype}")
+        if x.dtype == bool or x.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a float array, got dtype {x.dtype}")
         x = x.astype(np.float32)
+    if x.size and not np.isfinite(x.sum(dtype=np.float64)) and not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values (in float32, |x| <= 3.4e38)")
     return np.ascontiguousarray(x)
+
+
+def _check_float(a, name: str) -> np.ndarray:
+    """Any-shape float array, cast to C-contiguous float32 and checked finite there (shapes: _check_packed)."""
+    a = np.asarray(a)
+    if a.dtype == bool or a.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be a float array, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, np.float32)
+    if a.size and not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinite values (in float32)")
+    return a
 
 
 def forward(dyn: Dynamics, x, state: dict, params: Mapping, options: Mapping | None = None, dt: float = 1.0,
@@ -173,15 +280,20 @@ def forward(dyn: Dynamics, x, state: dict, params: Mapping, options: Mapping | N
     """Run the model for ``T = x.shape[0]`` steps over ``N = x.shape[1]`` neurons.
 
     ``state`` maps each state name to a float32 ``[N]`` array and is updated in place with the final state.
-    Returns ``(spikes[T, N], rec[T, S, N] or None)``.
+    Returns ``(spikes[T, N], rec[T, S, N] or None)``. Every argument is checked first: shapes against each
+    other, dtypes, finiteness in float32, option values (``reset_mode`` may be given by name).
     """
+    _check_dyn(dyn)
     x = _check_x(x)
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be a dict of state name -> [N] array (updated in place), got "
+                        f"{type(state).__name__}")
     n = x.shape[1]
     st = pack_state(dyn, state, n)
     spikes, rec = forward_packed(dyn, x, st, pack_params(dyn, params, n), pack_options(dyn, options), dt, record)
     for k, name in enumerate(dyn.state):
         arr = state.get(name)
-        if isinstance(arr, np.ndarray) and arr.shape == (n,) and arr.dtype == np.float32:
+        if isinstance(arr, np.ndarray) and arr.shape == (n,) and arr.dtype == np.float32 and arr.flags.writeable:
             arr[:] = st[k]
         else:
             state[name] = st[k].copy()
@@ -192,12 +304,18 @@ def backward(dyn: Dynamics, surrogate, x, init_state: Mapping, rec, params: Mapp
              options: Mapping | None, g_spikes, g_rec=None, dt: float = 1.0):
     """Gradients of a loss through :func:`forward` (called with ``record=True``).
 
+    ``rec`` must be ``[T, S, N]``, ``g_spikes`` ``[T, N]`` and ``g_rec`` ``[T, S, N]`` or None, all finite.
     Returns ``(g_x[T, N], g_params: name -> [N], g_init: name -> [N])``.
     """
+    _check_dyn(dyn)
     x = _check_x(x)
     n = x.shape[1]
+    if rec is None:
+        raise ValueError("rec must be the [T, S, N] states recorded by forward(..., record=True), got None")
+    rec = _check_float(rec, "rec")
+    g_spikes = _check_x(g_spikes, "g_spikes")
+    g_rec = None if g_rec is None else _check_float(g_rec, "g_rec")
     g_x, g_p, g_s = backward_packed(
         dyn, surrogate, x, pack_state(dyn, init_state, n), rec, pack_params(dyn, params, n),
-        pack_options(dyn, options), np.ascontiguousarray(g_spikes, np.float32),
-        None if g_rec is None else np.ascontiguousarray(g_rec, np.float32), dt)
+        pack_options(dyn, options), g_spikes, g_rec, dt)
     return (g_x, {k: g_p[i] for i, k in enumerate(dyn.params)}, {k: g_s[i] for i, k in enumerate(dyn.state)})

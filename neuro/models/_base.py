@@ -15,9 +15,8 @@ parameters and ``dt`` in NumPy by the public model class, so the compiled step s
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,39 +47,41 @@ class Dynamics:
     step: Callable
     make_backward: Callable | None = None
     membrane: str = "v"
-    default_options: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def trainable(self) -> bool:
         return self.make_backward is not None
 
 
-def check_positive(name: str, value, *, allow_zero: bool = False) -> np.ndarray:
-    """Return ``value`` as float64 array after checking it is finite and > 0 (or >= 0)."""
-    arr = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    bad = arr < 0 if allow_zero else arr <= 0
-    if np.any(bad):
-        rel = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {rel}, got {value!r}")
-    return arr
+OPTION_VALUES = {"reset_mode": {"subtract": RESET_SUBTRACT, "zero": RESET_TO_VALUE, "to_value": RESET_TO_VALUE,
+                               "none": RESET_NONE},
+                "reset_delay": {"same_step": 0, "next_step": 1}}
+"""The enum of every kernel option: names a user may give, and the int code the kernels read."""
 
 
-def check_finite(name: str, value) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return arr
-
-
-def check_dt(dt) -> float:
-    if not isinstance(dt, int | float | np.floating | np.integer) or not math.isfinite(dt) or dt <= 0:
-        raise ValueError(f"dt must be a finite number > 0 (in ms), got {dt!r}")
-    return float(dt)
+def option_code(name: str, value) -> int:
+    """The int code of kernel option ``name`` given as its name (``"subtract"``), a bool (``reset_delay``) or
+    an int that is one of the known codes; anything else is refused by name."""
+    table = OPTION_VALUES.get(name)
+    if isinstance(value, str):
+        if table is None or value not in table:
+            raise ValueError(f"option {name} must be one of {sorted(table or {})}, got {value!r}")
+        return table[value]
+    if isinstance(value, bool | np.bool_) and name == "reset_delay":
+        return int(value)
+    try:
+        code = int(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"option {name} must be a name or an int code, got {value!r}") from None
+    if code != value or (table is not None and code not in set(table.values())):
+        allowed = sorted(set(table.values())) if table is not None else "an integer"
+        raise ValueError(f"option {name} must be one of {allowed} (or a name: {sorted(table or {})}), got {value!r}")
+    return code
 
 
 def reset_mode_code(reset: str) -> int:
+    if not isinstance(reset, str):
+        raise TypeError(f"reset must be one of {sorted(RESET_MODES)} (a string), got {reset!r}")
     try:
         return RESET_MODES[reset]
     except KeyError:

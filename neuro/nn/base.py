@@ -8,22 +8,34 @@ import math
 import torch
 from torch import nn
 
+from neuro import _checks
 from neuro import surrogate as surrogate_mod
-from neuro.models._base import RESET_MODES, Dynamics
+from neuro.models._base import Dynamics, reset_mode_code
 from neuro.nn.functional import neuron_scan
 
 
 def as_parameter(name: str, value, learn: bool, unit_interval: bool = False) -> torch.Tensor:
-    """A float32 tensor (a ``nn.Parameter`` when learnable) after checking it is finite (and in [0, 1])."""
-    t = torch.as_tensor(value, dtype=torch.float32).detach().clone()
+    """A float32 tensor (a ``nn.Parameter`` when learnable) after checking it is real, finite in float32
+    (and in [0, 1])."""
+    learn = _checks.check_bool(f"learn_{name}", learn)
+    if isinstance(value, str | bytes) or isinstance(value, bool) or value is None:
+        raise TypeError(f"{name} must be a number or a float tensor, got {value!r}")
+    try:
+        t = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a number or a float tensor, got {value!r}") from None
+    if t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"{name} must be real numbers, got dtype {t.dtype}")
+    t = t.detach().to(torch.float32).clone()
     if not torch.isfinite(t).all():
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"{name} must be finite (in float32, |x| <= 3.4e38), got {value!r}")
     if unit_interval and ((t < 0) | (t > 1)).any():
         raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
     return nn.Parameter(t) if learn else t
 
 
 def check_time_major(x, name: str = "x") -> torch.Tensor:
+    """``x`` as a float32 time-major tensor ``[T, B, ...]``, checked finite in float32."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() < 3:
@@ -31,10 +43,10 @@ def check_time_major(x, name: str = "x") -> torch.Tensor:
                          f"{tuple(x.shape)} (for a single step use x.unsqueeze(0))")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a float tensor, got dtype {x.dtype}")
-    # one reduction instead of a boolean pass: a finite sum means every entry is finite
-    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x if x.dtype == torch.float32 else x.float()
+    x = x if x.dtype == torch.float32 else x.float()  # finiteness in the dtype used: 1e39 is inf here
+    if x.numel() and not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values (in float32)")
+    return x
 
 
 class SpikingNeuron(nn.Module):
@@ -49,12 +61,23 @@ class SpikingNeuron(nn.Module):
 
     def __init__(self, surrogate=None, reset: str = "subtract", reset_delay: bool = True, dt: float = 1.0):
         super().__init__()
-        if reset not in RESET_MODES:
-            raise ValueError(f"reset must be one of {sorted(RESET_MODES)}, got {reset!r}")
+        reset_mode_code(reset)
         self.surrogate = surrogate_mod.get(surrogate)
         self.reset = reset
-        self.reset_delay = bool(reset_delay)
-        self.dt = float(dt)
+        self.reset_delay = _checks.check_bool("reset_delay", reset_delay)
+        self.dt = _checks.check_dt(dt)
+
+    def _param(self, name: str, value, learn: bool = False, unit_interval: bool = False) -> None:
+        """Set ``name``: a ``nn.Parameter`` when learnable, else a buffer, so it is in ``state_dict()``
+        either way (a loaded model gets the saved value) and follows ``.to(device)``."""
+        t = as_parameter(name, value, learn, unit_interval)
+        if isinstance(t, nn.Parameter):
+            setattr(self, name, t)
+        else:
+            self.register_buffer(name, t)
+
+    #: kernel parameter or state name -> the user's name for it, for error messages
+    user_names: dict = {}
 
     # -- what subclasses provide ---------------------------------------------------------------------
     def kernel_params(self) -> dict[str, torch.Tensor | float]:
@@ -64,7 +87,7 @@ class SpikingNeuron(nn.Module):
         return {}
 
     def options(self) -> list[int]:
-        values = {"reset_mode": RESET_MODES[self.reset], "reset_delay": int(self.reset_delay)}
+        values = {"reset_mode": reset_mode_code(self.reset), "reset_delay": int(self.reset_delay)}
         return [values[k] for k in self.dynamics.options]
 
     # -- the forward pass -------------------------------------------------------------------------------
@@ -79,14 +102,18 @@ class SpikingNeuron(nn.Module):
             except RuntimeError:
                 v = None
             if v is None:
-                raise ValueError(f"{type(self).__name__}: {name} of shape {tuple(torch.as_tensor(values[name]).shape)}"
-                                 f" does not broadcast to the neuron shape {tuple(sample_shape)}")
+                user = self.user_names.get(name, name)
+                label = f"{user} -> {name}" if user != name else name
+                raise ValueError(f"{type(self).__name__}: {label} of shape "
+                                 f"{tuple(torch.as_tensor(values[name]).shape)} does not broadcast to the neuron "
+                                 f"shape {tuple(sample_shape)}")
             rows.append(v.unsqueeze(0).expand(batch, *sample_shape).reshape(n))
         return torch.stack(rows)
 
     def forward(self, x: torch.Tensor, return_v: bool = False):
         """Spikes ``[T, B, ...]`` (float 0/1); with ``return_v=True`` also the membrane after each step."""
         x = check_time_major(x)
+        return_v = _checks.check_bool("return_v", return_v)
         T, B, sample = x.shape[0], x.shape[1], tuple(x.shape[2:])
         params = self._rows(self.kernel_params(), self.dynamics.params, sample, B, x.device)
         init = self._rows(self.initial_state(), self.dynamics.state, sample, B, x.device)

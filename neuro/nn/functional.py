@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from neuro import kernels
+from neuro import _checks, kernels
 from neuro import surrogate as surrogate_mod
-from neuro.models._base import Dynamics
+from neuro.models._base import Dynamics, option_code
 
 
 def _as_array(t: torch.Tensor):
@@ -83,14 +83,48 @@ def neuron_scan(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: torc
         x: input ``[T, N]`` float32.
         params: per-neuron parameters ``[P, N]`` float32, in ``dyn.params`` order.
         init: initial state ``[S, N]`` float32, in ``dyn.state`` order.
-        options: int flags in ``dyn.options`` order (sequence or tensor).
+        options: one value per ``dyn.options`` entry, in order (sequence or tensor): an int code or its name
+            (``"subtract"``, ``"zero"``, ``"none"`` for ``reset_mode``; a bool for ``reset_delay``).
         surrogate: name or :class:`neuro.surrogate.Surrogate` for dS/dU (default atan(2)).
+
+    Every shape is checked against every other (``params`` must be ``[P, N]`` and ``init`` ``[S, N]`` for
+    the ``N`` of ``x``), dtypes must be float, ``x`` and ``init`` finite in float32, ``params`` free of NaN
+    (a threshold may be ``inf``), ``options`` known codes. ``T = 0`` or ``N = 0`` give empty outputs.
     Returns:
         ``(spikes [T, N], states [T, S, N])``, the states after each step.
     """
+    if not isinstance(dyn, Dynamics):
+        raise TypeError(f"dyn must be a neuron model's Dynamics (e.g. neuro.models.lif.DYNAMICS), got {dyn!r}")
     sg = surrogate_mod.get(surrogate)
-    opts = np.asarray(torch.as_tensor(options).cpu().numpy() if isinstance(options, torch.Tensor) else options,
-                      dtype=np.int64).reshape(-1)
-    if opts.size == 0:
-        opts = np.zeros(1, np.int64)
-    return _NeuronScan.apply(x, params, init, dyn, opts, sg, float(dt), record)
+    dt = _checks.check_dt(dt)
+    record = _checks.check_bool("record", record)
+    S, P = len(dyn.state), len(dyn.params)
+    for name, t in (("x", x), ("params", params), ("init", init)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a float tensor, got dtype {t.dtype}")
+        if t.device != x.device:
+            raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
+    if x.dim() != 2:
+        raise ValueError(f"x must have shape [T, N] (time-major, batch x neurons flattened), got {tuple(x.shape)}")
+    n = x.shape[1]
+    for name, t, rows, what in (("params", params, P, f"parameters {list(dyn.params)}"),
+                                ("init", init, S, f"state variables {list(dyn.state)}")):
+        if tuple(t.shape) != (rows, n):
+            raise ValueError(f"{name} must have shape ({rows}, {n}) ({rows} {what} for the N = {n} neurons of x), "
+                             f"got {tuple(t.shape)}")
+    x, params, init = (t if t.dtype == torch.float32 else t.float() for t in (x, params, init))
+    _checks.check_finite_tensor("x", x)
+    _checks.check_finite_tensor("init", init)
+    if params.numel() and torch.isnan(params).any():
+        raise ValueError("params contains NaN values")
+    if isinstance(options, torch.Tensor):
+        options = options.detach().cpu().reshape(-1).tolist()
+    if isinstance(options, str | bytes) or not hasattr(options, "__len__"):
+        raise TypeError(f"options must be a sequence of {len(dyn.options)} values {list(dyn.options)}, got "
+                        f"{options!r}")
+    if len(options) != len(dyn.options):
+        raise ValueError(f"options must have {len(dyn.options)} values {list(dyn.options)}, got {list(options)}")
+    opts = np.array([option_code(k, v) for k, v in zip(dyn.options, options, strict=True)] or [0], dtype=np.int64)
+    return _NeuronScan.apply(x, params, init, dyn, opts, sg, dt, record)

@@ -25,8 +25,9 @@ import math
 import torch
 from torch import nn
 
+from neuro import _checks
 from neuro.models import alif, cuba_lif, lif
-from neuro.nn.base import SpikingNeuron, as_parameter, check_time_major
+from neuro.nn.base import SpikingNeuron, check_time_major
 from neuro.nn.functional import neuron_scan
 
 
@@ -43,16 +44,17 @@ class LIF(SpikingNeuron):
     """
 
     dynamics = lif.DYNAMICS
+    user_names = {"decay": "beta"}
 
     def __init__(self, beta, threshold=1.0, surrogate=None, reset: str = "subtract", reset_delay: bool = True,
                  learn_beta: bool = False, learn_threshold: bool = False, gain=1.0, v_leak=0.0, v_reset=0.0):
         super().__init__(surrogate, reset, reset_delay)
-        self.beta = as_parameter("beta", beta, learn_beta, unit_interval=True)
-        self.threshold = as_parameter("threshold", threshold, learn_threshold)
+        self._param("beta", beta, learn_beta, unit_interval=True)
+        self._param("threshold", threshold, learn_threshold)
         # input scale, resting potential and reset value: 1, 0, 0 in snnTorch; set by NIR import
-        self.gain = as_parameter("gain", gain, False)
-        self.v_leak = as_parameter("v_leak", v_leak, False)
-        self.v_reset = as_parameter("v_reset", v_reset, False)
+        self._param("gain", gain, False)
+        self._param("v_leak", v_leak, False)
+        self._param("v_reset", v_reset, False)
 
     def kernel_params(self):
         return {"decay": self.beta.clamp(0, 1), "gain": self.gain, "v_leak": self.v_leak, "threshold": self.threshold,
@@ -67,14 +69,15 @@ class IF(SpikingNeuron):
     """
 
     dynamics = lif.DYNAMICS
+    user_names = {"v": "v_init"}
 
     def __init__(self, threshold=1.0, reset: str = "subtract", reset_delay: bool = False, v_init=0.0,
                  surrogate=None, learn_threshold: bool = False, gain=1.0, v_reset=0.0):
         super().__init__(surrogate, reset, reset_delay)
-        self.threshold = as_parameter("threshold", threshold, learn_threshold)
-        self.v_init = as_parameter("v_init", v_init, False)
-        self.gain = as_parameter("gain", gain, False)
-        self.v_reset = as_parameter("v_reset", v_reset, False)
+        self._param("threshold", threshold, learn_threshold)
+        self._param("v_init", v_init, False)
+        self._param("gain", gain, False)
+        self._param("v_reset", v_reset, False)
 
     def kernel_params(self):
         return {"decay": 1.0, "gain": self.gain, "v_leak": 0.0, "threshold": self.threshold, "v_reset": self.v_reset,
@@ -90,12 +93,13 @@ class LI(SpikingNeuron):
 
     dynamics = lif.DYNAMICS
     emits_spikes = False
+    user_names = {"decay": "beta"}
 
     def __init__(self, beta=1.0, learn_beta: bool = False, gain=1.0, v_leak=0.0):
         super().__init__(None, "none", False)
-        self.beta = as_parameter("beta", beta, learn_beta, unit_interval=True)
-        self.gain = as_parameter("gain", gain, False)
-        self.v_leak = as_parameter("v_leak", v_leak, False)
+        self._param("beta", beta, learn_beta, unit_interval=True)
+        self._param("gain", gain, False)
+        self._param("v_leak", v_leak, False)
 
     def kernel_params(self):
         return {"decay": self.beta.clamp(0, 1), "gain": self.gain, "v_leak": self.v_leak, "threshold": math.inf,
@@ -111,20 +115,21 @@ class CubaLIF(SpikingNeuron):
     ``v[t] = beta v[t-1] + I[t] - S[t-1] threshold``. ``return_v=True`` returns the membrane."""
 
     dynamics = cuba_lif.DYNAMICS
+    user_names = {"syn_decay": "alpha", "mem_decay": "beta"}
 
     def __init__(self, alpha, beta, threshold=1.0, surrogate=None, reset: str = "subtract", reset_delay: bool = True,
                  learn_alpha: bool = False, learn_beta: bool = False, learn_threshold: bool = False,
                  syn_gain=1.0, i_old=0.0, i_new=1.0, v_leak=0.0, v_reset=0.0):
         super().__init__(surrogate, reset, reset_delay)
-        self.alpha = as_parameter("alpha", alpha, learn_alpha, unit_interval=True)
-        self.beta = as_parameter("beta", beta, learn_beta, unit_interval=True)
-        self.threshold = as_parameter("threshold", threshold, learn_threshold)
+        self._param("alpha", alpha, learn_alpha, unit_interval=True)
+        self._param("beta", beta, learn_beta, unit_interval=True)
+        self._param("threshold", threshold, learn_threshold)
         # snnTorch's Synaptic is syn_gain 1, i_old 0, i_new 1; exact propagators come from NIR import
-        self.syn_gain = as_parameter("syn_gain", syn_gain, False)
-        self.i_old = as_parameter("i_old", i_old, False)
-        self.i_new = as_parameter("i_new", i_new, False)
-        self.v_leak = as_parameter("v_leak", v_leak, False)
-        self.v_reset = as_parameter("v_reset", v_reset, False)
+        self._param("syn_gain", syn_gain, False)
+        self._param("i_old", i_old, False)
+        self._param("i_new", i_new, False)
+        self._param("v_leak", v_leak, False)
+        self._param("v_reset", v_reset, False)
 
     def kernel_params(self):
         return {"syn_decay": self.alpha.clamp(0, 1), "mem_decay": self.beta.clamp(0, 1), "syn_gain": self.syn_gain,
@@ -137,15 +142,16 @@ class ALIF(SpikingNeuron):
     ``v[t] = beta v[t-1] + x[t]``, reset in the same step."""
 
     dynamics = alif.DYNAMICS
+    user_names = {"decay": "beta"}
 
     def __init__(self, beta, threshold=1.0, adapt_decay=0.95, adapt_gain=0.1, surrogate=None,
                  reset: str = "subtract", learn_beta: bool = False, learn_threshold: bool = False,
                  learn_adaptation: bool = False):
         super().__init__(surrogate, reset, False)
-        self.beta = as_parameter("beta", beta, learn_beta, unit_interval=True)
-        self.threshold = as_parameter("threshold", threshold, learn_threshold)
-        self.adapt_decay = as_parameter("adapt_decay", adapt_decay, learn_adaptation, unit_interval=True)
-        self.adapt_gain = as_parameter("adapt_gain", adapt_gain, learn_adaptation)
+        self._param("beta", beta, learn_beta, unit_interval=True)
+        self._param("threshold", threshold, learn_threshold)
+        self._param("adapt_decay", adapt_decay, learn_adaptation, unit_interval=True)
+        self._param("adapt_gain", adapt_gain, learn_adaptation)
 
     def kernel_params(self):
         return {"decay": self.beta.clamp(0, 1), "gain": 1.0, "v_leak": 0.0, "threshold": self.threshold,
@@ -165,11 +171,12 @@ class RLIF(LIF):
     def __init__(self, size: int, beta, threshold=1.0, surrogate=None, reset: str = "subtract",
                  learn_beta: bool = False, learn_threshold: bool = False):
         super().__init__(beta, threshold, surrogate, reset, True, learn_beta, learn_threshold)
-        self.size = int(size)
+        self.size = _checks.check_int("size", size, minimum=1)
         self.recurrent = nn.Linear(self.size, self.size)
 
     def forward(self, x: torch.Tensor, return_v: bool = False):
         x = check_time_major(x)
+        return_v = _checks.check_bool("return_v", return_v)
         if x.shape[-1] != self.size or x.dim() != 3:
             raise ValueError(f"RLIF expects input [T, B, {self.size}], got shape {tuple(x.shape)}")
         T, B = x.shape[0], x.shape[1]
