@@ -304,6 +304,9 @@ class Speck(Target):
         """
         from neuro.io import from_nir
 
+        torch = _torch()
+        if not isinstance(x, torch.Tensor | np.ndarray) or np.ndim(x) < 3:
+            raise ValueError(f"x must be a time-major tensor [T, B, ...], got {getattr(x, 'shape', type(x).__name__)}")
         if isinstance(graph, nir.NIRGraph):
             graph = self.chip_graph(graph)
         with warnings.catch_warnings():  # an emitted file's IF nodes have no v_reset: subtract, as meant
@@ -315,7 +318,7 @@ class Speck(Target):
                 key = name.replace(".", "_")
                 net.layers[key] = _SpeckIAF(np.asarray(node.v_threshold, np.float32), multi_spike)
         with torch_no_grad():
-            return net(x if not isinstance(x, np.ndarray) else _torch().as_tensor(x))
+            return net(torch.as_tensor(np.asarray(x, np.float32)) if isinstance(x, np.ndarray) else x.float())
 
     def inspect(self, graph: nir.NIRGraph) -> dict:
         """For inspection only (no SynSense tool reads it): each chip layer's kind, shapes, core, pooling,

@@ -95,8 +95,9 @@ def _run(cmd: list[str], what: str, log: Path) -> None:
         out.flush()
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PIP_NO_INPUT": "1"})
     if proc.returncode != 0:
-        tail = "\n".join(log.read_text().splitlines()[-15:])
-        raise ToolchainError(f"{what} failed (exit status {proc.returncode}):\n{tail}")
+        lines = [ln for ln in log.read_text().splitlines() if ln.startswith("ERROR") or "Error" in ln]
+        tail = "\n".join((lines or log.read_text().splitlines())[-4:])
+        raise ToolchainError(f"{what} failed (exit status {proc.returncode}); full log: {log}\n{tail}")
 
 
 def ensure(name: str, quiet: bool = True) -> Path:
