@@ -90,7 +90,7 @@ def test_deterministic_network_spikes_match_on_nest(tmp_path, engine):
     net, mons = _deterministic_net()
     path = (net.to_nest if engine == "nest" else net.to_pynn)(tmp_path / "det.py", duration_ms=100.0)
     net.run(100.0)
-    _run([sys.executable, str(path)])
+    _run([sys.executable, str(path)] + (["--threads", "2"] if engine == "nest" else []))  # any thread count
     res = read_results(path)
     exact = total = 0
     for name, mon in mons.items():
@@ -100,6 +100,38 @@ def test_deterministic_network_spikes_match_on_nest(tmp_path, engine):
         total += mon.count()
         exact += sum(np.any(np.isclose(t_n[i_n == i], t, atol=1e-6)) for t, i in zip(mon.times, mon.ids, strict=True))
     print(f"{engine}: {exact}/{total} spikes at the same step")
+
+
+@pytest.mark.nest
+def test_stdp_on_nest_is_the_pair_rule_with_dendritic_delay(tmp_path):
+    """Additive all-to-all pair STDP on NEST's stdp_synapse: the final weight is the analytic sum over spike
+    pairs, with NEST's timing (the synaptic delay d counts as dendritic: potentiation pairs t_post + d - t_pre,
+    depression t_pre - d - t_post); neuro.sim pairs the spike times themselves (d = 0)."""
+    _need_nest()
+    net = neuro.sim.Network(dt=0.1)
+    pre = net.spike_source([[10.0, 40.0]], name="pre")
+    kick = net.spike_source([[14.0, 37.0]], name="kick")
+    post = net.population(1, neuro.models.LIF(tau_m=10.0, v_rest=-65.0, v_thresh=-55.0, v_reset=-70.0,
+                                              tau_refrac=2.0), name="post")
+    rule = neuro.sim.STDP(a_plus=0.1, a_minus=0.12, tau_plus=20.0, tau_minus=15.0, w_max=1.0)
+    proj = net.connect(pre, post, neuro.sim.AllToAll(), weight=0.5, delay=0.3, tau_syn=0.0, stdp=rule, name="plastic")
+    net.connect(kick, post, neuro.sim.AllToAll(), weight=30.0, delay=0.1, tau_syn=0.0)
+    mon = net.spike_monitor(post)
+    path = net.to_nest(tmp_path / "stdp.py", duration_ms=60.0)
+    net.run(60.0)
+    _run([sys.executable, str(path)])
+    res = read_results(path)
+    t_post, _ = res["spikes"]["post"]
+    np.testing.assert_allclose(t_post, mon.times, atol=1e-9)  # the post neuron fires at 14.1 and 37.1 ms
+    t_pre = np.array([10.0, 40.0])
+
+    def pair_rule(d):
+        dw = sum(rule.a_plus * np.exp(-(tq + d - tp) / rule.tau_plus) for tp in t_pre for tq in t_post if tp < tq + d)
+        return 0.5 + dw - sum(rule.a_minus * np.exp(-(tp - d - tq) / rule.tau_minus)
+                              for tp in t_pre for tq in t_post if tq < tp - d)
+
+    assert res["weights"]["plastic"][2] == pytest.approx([pair_rule(0.3)], rel=1e-6)
+    assert proj.weights == pytest.approx([pair_rule(0.0)], rel=1e-5)
 
 
 @pytest.mark.nest

@@ -107,7 +107,7 @@ class _Plan:
         self.lagged: list[str] = []
         self.spec = {"dt": net.dt, "seed": int(net.seed) % (2 ** 31 - 2) + 1, "duration_ms": float(duration_ms),
                      "populations": [], "sources": [], "projections": [], "spike_monitors": [],
-                     "state_monitors": [], "drives": [], "tau_minus": {}}
+                     "state_monitors": [], "drives": [], "tau_minus": {}, "parrot_sources": []}
         self.pop_spec = {}
         for k, pop in enumerate(net.populations):
             self.pop_spec[id(pop)] = self._population(k, pop)
@@ -332,7 +332,8 @@ class _Plan:
         key = f"proj{j}"
         self.arrays[f"{key}_src"], self.arrays[f"{key}_tgt"] = src, tgt
         self.arrays[f"{key}_w"], self.arrays[f"{key}_d"] = w, (d * self.dt).astype(np.float64)
-        spec = {"key": key, "name": proj.name, "pre": pre["key"], "post": post["key"], "stdp": None}
+        spec = {"key": key, "name": proj.name, "pre": pre["key"], "post": post["key"], "stdp": None,
+                "wscale": post["wscale"][str(proj.receptor)]}
         if proj.stdp is not None:
             s = proj.stdp
             if s.w_min != 0:
@@ -355,6 +356,8 @@ class _Plan:
                 raise ValueError(f"population {post['name']!r}: STDP projections with different tau_minus ({old}, "
                                  f"{s.tau_minus}); NEST keeps tau_minus on the target neuron")
             self.spec["tau_minus"][post["key"]] = s.tau_minus
+            if pre["kind"] == "source" and pre["key"] not in self.spec["parrot_sources"]:
+                self.spec["parrot_sources"].append(pre["key"])
         self.spec["projections"].append(spec)
 
     def save_arrays(self, path: Path, overwrite: bool) -> None:
@@ -460,8 +463,16 @@ for s in SPEC["sources"]:
     else:
         ptr, times = A[f"{s['key']}_ptr"], A[f"{s['key']}_times"]
         gen = nest.Create("spike_generator", s["n"])
-        gen.set([{"spike_times": times[ptr[i]:ptr[i + 1]].tolist()} for i in range(s["n"])])
+        if s["key"] in SPEC["parrot_sources"]:  # plastic synapses need a neuron as source: relay, one step earlier
+            times = times - dt
+            if np.any(times < dt / 2):
+                print(f"warning: {s['name']}: spikes of the first step are dropped (relayed source)", file=sys.stderr)
+        gen.set([{"spike_times": [t for t in times[ptr[i]:ptr[i + 1]] if t > dt / 2]} for i in range(s["n"])])
         nodes[s["key"]] = gen
+        if s["key"] in SPEC["parrot_sources"]:
+            parrots = nest.Create("parrot_neuron", s["n"])
+            nest.Connect(gen, parrots, "one_to_one", syn_spec={"delay": dt})
+            nodes[s["key"]] = parrots
 for dr in SPEC["drives"]:
     gen = nest.Create("poisson_generator", params={"rate": dr["rate"]})
     nest.Connect(gen, nodes[dr["pop"]], "all_to_all", syn_spec={"weight": dr["weight"], "delay": dt})
@@ -520,6 +531,15 @@ for key, mm in meters.items():
     res[f"state/{key}/times"] = np.asarray(ev["times"], np.float64)
     res[f"state/{key}/ids"] = np.asarray(ev["senders"], np.int64) - nodes[key][0].global_id
     res[f"state/{key}/v"] = np.asarray(ev["V_m"], np.float64)
+for j in SPEC["projections"]:  # plastic weights after the run (this rank's synapses)
+    if j["stdp"] is not None:
+        c = nest.GetConnections(synapse_model=f"neuro_stdp_{j['key']}")
+        if len(c):
+            st = c.get(["source", "target", "weight"])
+            res[f"weights/{j['key']}/pre"] = np.atleast_1d(st["source"]).astype(np.int64) - nodes[j["pre"]][0].global_id
+            res[f"weights/{j['key']}/post"] = (np.atleast_1d(st["target"]).astype(np.int64)
+                                               - nodes[j["post"]][0].global_id)
+            res[f"weights/{j['key']}/w"] = np.atleast_1d(st["weight"]).astype(np.float64) / j["wscale"]
 save(res, rank, n_proc)
 '''
 
@@ -745,8 +765,9 @@ def to_pynn(net, path, overwrite: bool = False, duration_ms: float = 1000.0, bac
 def read_results(script, out: str | None = None) -> dict:
     """Gather the per-rank result files of a script written by :func:`to_nest` / :func:`to_pynn`.
 
-    Returns ``{"spikes": {name: (times_ms, ids)}, "state": {name: (times_ms, ids, v)}, "simulate_s": max over
-    ranks, "build_s": ..., "ranks": K}`` with times in neuro.sim's convention (the engine's stamps minus
+    Returns ``{"spikes": {name: (times_ms, ids)}, "state": {name: (times_ms, ids, v)}, "weights": {projection:
+    (pre, post, w)} (plastic projections, native NEST scripts, neuro.sim's units), "simulate_s": max over ranks,
+    "build_s": ..., "ranks": K}`` with times in neuro.sim's convention (the engine's stamps minus
     ``dt``) and ids local to each population or source (names as in the network).
     """
     script = Path(script)
@@ -760,6 +781,8 @@ def read_results(script, out: str | None = None) -> dict:
     dt = spec["dt"]
     spikes: dict[str, list] = {}
     state: dict[str, list] = {}
+    weights: dict[str, list] = {}
+    pnames = {j["key"]: j["name"] for j in spec["projections"]}
     sim_s, build_s = 0.0, 0.0
     for f in files:
         with np.load(f) as z:
@@ -768,6 +791,9 @@ def read_results(script, out: str | None = None) -> dict:
                 parts = k.split("/")
                 if parts[0] == "spikes" and parts[2] == "times":
                     spikes.setdefault(names[parts[1]], []).append((z[k] - dt, z[f"spikes/{parts[1]}/ids"]))
+                if parts[0] == "weights" and parts[2] == "w":
+                    weights.setdefault(pnames[parts[1]], []).append((z[f"weights/{parts[1]}/pre"],
+                                                                     z[f"weights/{parts[1]}/post"], z[k]))
                 if parts[0] == "state" and parts[2] == "times":
                     state.setdefault(names[parts[1]], []).append((z[k] - dt, z[f"state/{parts[1]}/ids"],
                                                                   z[f"state/{parts[1]}/v"]))
@@ -784,6 +810,7 @@ def read_results(script, out: str | None = None) -> dict:
             spikes.setdefault(s["name"], []).append((arrays[f"{s['key']}_times"] - dt,
                                                      np.repeat(np.arange(s["n"]), np.diff(ptr))))
     return {"spikes": {k: cat(v, 2) for k, v in spikes.items()}, "state": {k: cat(v, 3) for k, v in state.items()},
+            "weights": {k: cat(v, 3) for k, v in weights.items()},
             "simulate_s": sim_s, "build_s": build_s, "ranks": len(files)}
 
 
