@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from neuro import _checks
 from neuro.nn.losses import first_spike_decode, rate_decode
 
 __all__ = ["rate", "latency", "delta", "repeat", "rate_decode", "first_spike_decode"]
@@ -25,8 +26,9 @@ __all__ = ["rate", "latency", "delta", "repeat", "rate_decode", "first_spike_dec
 def _generator(seed, device) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
+    seed = _checks.check_seed("seed", seed)
     g = torch.Generator(device=device)
-    g.manual_seed(0 if seed is None else int(seed))
+    g.manual_seed(0 if seed is None else seed)
     return g
 
 
@@ -34,10 +36,10 @@ def _check(x, num_steps: int) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a float torch.Tensor, got {type(x).__name__}"
                         + (f" of dtype {x.dtype}" if isinstance(x, torch.Tensor) else ""))
-    if not torch.isfinite(x).all():
-        raise ValueError("x contains NaN or infinite values")
-    if int(num_steps) < 1:
-        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    xf = x if x.dtype == torch.float32 else x.float()  # finiteness in float32, the dtype used downstream
+    if not torch.isfinite(xf).all():
+        raise ValueError("x contains NaN or infinite values (in float32)")
+    _checks.check_int("num_steps", num_steps, minimum=1, maximum=1 << 31)
     return x
 
 
@@ -50,6 +52,7 @@ def repeat(x: torch.Tensor, num_steps: int) -> torch.Tensor:
 def rate(x: torch.Tensor, num_steps: int, gain: float = 1.0, seed: int | torch.Generator | None = None) -> torch.Tensor:
     """Bernoulli rate code: at each step a spike with probability ``clip(gain * x, 0, 1)``."""
     x = _check(x, num_steps)
+    gain = _checks.check_float("gain", gain)
     p = (x * gain).clamp(0, 1)
     g = _generator(seed, x.device)
     return (torch.rand((int(num_steps), *x.shape), generator=g, device=x.device) < p).float()
@@ -59,6 +62,8 @@ def latency(x: torch.Tensor, num_steps: int, threshold: float = 0.01, normalize:
     """Time-to-first-spike code: one spike per input at ``t = (1 - x) (T - 1)`` (linear, ``x`` in [0, 1]);
     inputs below ``threshold`` never fire."""
     x = _check(x, num_steps).clamp(0, 1)
+    threshold = _checks.check_float("threshold", threshold)
+    normalize = _checks.check_bool("normalize", normalize)
     T = int(num_steps)
     t_fire = torch.round((1 - x) * (T - 1)).long() if normalize else torch.round(x).long()
     out = torch.zeros((T, *x.shape), device=x.device)
@@ -72,6 +77,9 @@ def delta(x: torch.Tensor, threshold: float = 0.1, off_spikes: bool = False) -> 
     ``threshold`` since the last step (and -1 when it fell, if ``off_spikes``)."""
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
         raise ValueError(f"x must be a time series [T, ...], got {getattr(x, 'shape', type(x))}")
+    _checks.check_tensor("x", x)
+    threshold = _checks.check_float("threshold", threshold, nonnegative=True)
+    off_spikes = _checks.check_bool("off_spikes", off_spikes)
     d = torch.diff(x, dim=0, prepend=x[:1])
     on = (d > threshold).float()
     return on - (d < -threshold).float() if off_spikes else on

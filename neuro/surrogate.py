@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -87,9 +88,11 @@ class Surrogate:
 
 
 def _slope(name: str, value) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a finite number > 0, got {value!r}")
     v = float(value)
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if not math.isfinite(v) or v <= 0 or v > np.finfo(np.float32).max:
+        raise ValueError(f"{name} must be a finite number > 0 (in float32), got {value!r}")
     return v
 
 
@@ -120,9 +123,11 @@ def straight_through() -> Surrogate:
 
 def custom(grad: Callable, slope: float = 1.0, name: str | None = None) -> Surrogate:
     """Wrap a user's numba scalar function ``grad(u, slope)``; plain Python functions are jitted."""
+    if not callable(grad):
+        raise TypeError(f"grad must be a function grad(u, slope), got {grad!r}")
     if not hasattr(grad, "py_func"):
         grad = numba.njit(grad)
-    return Surrogate(name or grad.py_func.__name__, grad, float(slope))
+    return Surrogate(name or grad.py_func.__name__, grad, _slope("slope", slope))
 
 
 def get(spec: str | Surrogate | None) -> Surrogate:
@@ -133,6 +138,8 @@ def get(spec: str | Surrogate | None) -> Surrogate:
         return spec
     table = {"atan": atan, "fast_sigmoid": fast_sigmoid, "sigmoid": sigmoid, "triangle": triangle,
              "straight_through": straight_through}
+    if not isinstance(spec, str):
+        raise TypeError(f"surrogate must be a name {sorted(table)} or a neuro.surrogate.Surrogate, got {spec!r}")
     if spec not in table:
         raise ValueError(f"unknown surrogate {spec!r}; known: {sorted(table)}")
     return table[spec]()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neuro import _checks
+
 
 class TimeDistributed(nn.Module):
     """Apply a stateless torch layer (conv, linear, pooling, batch-norm in eval, flatten) to ``[T, B, ...]``
@@ -23,12 +25,16 @@ class TimeDistributed(nn.Module):
 
     def __init__(self, layer: nn.Module, chunk: int | None = None):
         super().__init__()
-        if chunk is not None and chunk < 1:
-            raise ValueError(f"chunk must be a positive number of time steps or None, got {chunk}")
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"layer must be a torch.nn.Module, got {layer!r}")
+        if chunk is not None:
+            chunk = _checks.check_int("chunk", chunk, minimum=1)
         self.layer = layer
         self.chunk = chunk
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor [T, B, ...], got {type(x).__name__}")
         if x.dim() < 3:
             raise ValueError(f"TimeDistributed expects time-major input [T, B, ...], got shape {tuple(x.shape)}")
         T, B = x.shape[0], x.shape[1]
@@ -47,4 +53,6 @@ class Flatten(nn.Module):
     """Flatten each sample of ``[T, B, ...]`` to ``[T, B, features]``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() < 3:
+            raise ValueError(f"Flatten expects time-major input [T, B, ...], got {getattr(x, 'shape', type(x))}")
         return x.flatten(2)

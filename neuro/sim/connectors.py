@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from neuro import _checks
+
 
 class Connector:
     def connect(self, n_pre: int, n_post: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -22,7 +24,7 @@ class Connector:
 
 class AllToAll(Connector):
     def __init__(self, allow_self: bool = True):
-        self.allow_self = allow_self
+        self.allow_self = _checks.check_bool("allow_self", allow_self)
 
     def connect(self, n_pre, n_post, rng):
         pre, post = np.meshgrid(np.arange(n_pre), np.arange(n_post), indexing="ij")
@@ -45,9 +47,9 @@ class FixedProbability(Connector):
     """Each pair connected independently with probability ``p``."""
 
     def __init__(self, p: float, allow_self: bool = True, seed: int | None = None):
-        if not 0 <= p <= 1:
-            raise ValueError(f"p must lie in [0, 1], got {p}")
-        self.p, self.allow_self, self.seed = p, allow_self, seed
+        p = _checks.check_float("p", p, unit_interval=True)
+        self.p, self.allow_self = p, _checks.check_bool("allow_self", allow_self)
+        self.seed = _checks.check_seed("seed", seed)
 
     def connect(self, n_pre, n_post, rng):
         rng = np.random.default_rng(self.seed) if self.seed is not None else rng
@@ -65,9 +67,8 @@ class FixedInDegree(Connector):
     NEST's ``fixed_indegree`` with multapses)."""
 
     def __init__(self, k: int, seed: int | None = None):
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
-        self.k, self.seed = int(k), seed
+        self.k = _checks.check_int("k", k, minimum=0, maximum=1 << 31)
+        self.seed = _checks.check_seed("seed", seed)
 
     def connect(self, n_pre, n_post, rng):
         indptr, targets = self.csr(n_pre, n_post, rng)
@@ -78,6 +79,11 @@ class FixedInDegree(Connector):
         """``(indptr, targets)`` by source, built in compiled code without pair arrays (for 100 M synapses)."""
         from neuro.sim.random import fixed_indegree_csr
 
+        if n_pre == 0 and self.k > 0 and n_post > 0:
+            raise ValueError(f"FixedInDegree(k={self.k}) cannot draw sources from an empty pre population")
+        if n_post * self.k > (1 << 31) - 1:
+            raise ValueError(f"FixedInDegree(k={self.k}) to {n_post} neurons is {n_post * self.k} synapses; at most "
+                             f"{(1 << 31) - 1} a projection")
         seed = self.seed if self.seed is not None else int(rng.integers(1 << 62))
         return fixed_indegree_csr(n_pre, n_post, self.k, seed)
 
@@ -86,7 +92,9 @@ class FromList(Connector):
     """Explicit ``(pre, post)`` pairs."""
 
     def __init__(self, pairs):
-        arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        arr = _checks.check_index_array("pairs", pairs if np.size(pairs) else np.zeros((0, 2), np.int64))
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise ValueError(f"pairs must be a list of (pre, post) index pairs, shape [n, 2], got shape {arr.shape}")
         self.pre, self.post = arr[:, 0], arr[:, 1]
 
     def connect(self, n_pre, n_post, rng):
@@ -101,7 +109,11 @@ class FromSubset(Connector):
     one population that holds both E and I neurons)."""
 
     def __init__(self, connector: Connector, start: int, count: int):
-        self.inner, self.start, self.count = connector, int(start), int(count)
+        if not isinstance(connector, Connector):
+            raise TypeError(f"connector must be a neuro.sim connector, got {connector!r}")
+        self.inner = connector
+        self.start = _checks.check_int("start", start, minimum=0)
+        self.count = _checks.check_int("count", count, minimum=0)
 
     def _check(self, n_pre):
         if self.start < 0 or self.start + self.count > n_pre:
@@ -164,14 +176,19 @@ class Convolution(Connector):
     """
 
     def __init__(self, weight, in_shape, stride=1, padding=0):
-        self.weight = np.asarray(weight, np.float32)
+        self.weight = _checks.check_float_array("weight", weight).astype(np.float32)
         if self.weight.ndim != 4:
             raise ValueError(f"weight must be [C_out, C_in, kh, kw], got shape {self.weight.shape}")
-        c, h, w = in_shape
+        if not isinstance(in_shape, tuple | list) or len(in_shape) != 3:
+            raise ValueError(f"in_shape must be (C, H, W), got {in_shape!r}")
+        c, h, w = (_checks.check_int(f"in_shape[{i}]", v, minimum=1) for i, v in enumerate(in_shape))
         if c != self.weight.shape[1]:
             raise ValueError(f"in_shape has {c} channels but the kernel expects {self.weight.shape[1]}")
-        s, p = np.broadcast_to(np.atleast_1d(stride), 2), np.broadcast_to(np.atleast_1d(padding), 2)
+        s = [_checks.check_int("stride", v, minimum=1) for v in np.broadcast_to(np.atleast_1d(stride), 2).tolist()]
+        p = [_checks.check_int("padding", v, minimum=0) for v in np.broadcast_to(np.atleast_1d(padding), 2).tolist()]
         kh, kw = self.weight.shape[2:]
+        if h + 2 * p[0] < kh or w + 2 * p[1] < kw:
+            raise ValueError(f"kernel {kh}x{kw} is larger than the padded input {h + 2 * p[0]}x{w + 2 * p[1]}")
         self.in_shape = (c, h, w)
         self.out_shape = (self.weight.shape[0], (h + 2 * p[0] - kh) // s[0] + 1, (w + 2 * p[1] - kw) // s[1] + 1)
         self.stride, self.padding = tuple(int(v) for v in s), tuple(int(v) for v in p)

@@ -27,9 +27,16 @@ import math
 
 import numpy as np
 
+from neuro import _checks
 from neuro.kernels import pack_options, pack_params, pack_state
 from neuro.models import LIF, NeuronModel
 from neuro.sim.connectors import Connector
+
+_MAX_N = (1 << 31) - 1  # neurons of one population or source: int32 indices in the compiled loop
+_MAX_DELAY_STEPS = 1 << 20  # delay ring buffers hold max_delay + 1 slots per receptor and neuron
+_MAX_STEPS = 1 << 62
+_MAX_TIME_MS = 1e15
+_MAX_BYTES = 1 << 34  # 16 GiB: larger run-time buffers are refused before allocation
 
 
 class Population:
@@ -38,12 +45,14 @@ class Population:
     def __init__(self, net, n: int, model: NeuronModel, name: str, initial: dict | None):
         if not isinstance(model, NeuronModel):
             raise TypeError(f"model must be a neuro.models neuron (LIF, CubaLIF, Izhikevich, ...), got {model!r}")
-        self.net, self.n, self.model, self.name = net, int(n), model, name
+        self.net, self.n, self.model, self.name = net, _checks.check_int("n", n, minimum=1, maximum=_MAX_N), model, name
         self.receptors: list[float] = []  # tau_syn of each receptor current
         self.receptor_keys: list[tuple] = []  # (tau_syn, e_rev or None)
         self.i_ext = np.zeros(self.n, np.float32)
         self.i_series, self.i_series_start = np.zeros((1, self.n), np.float32), 0
         self.drive = None
+        if initial is not None and not isinstance(initial, dict):
+            raise TypeError(f"initial must be a dict of state name -> values, got {initial!r}")
         self._initial = dict(initial or {})
         self.reset_state()
 
@@ -52,15 +61,19 @@ class Population:
         for k, v in self._initial.items():
             if k not in st:
                 raise ValueError(f"unknown state {k!r} for {type(self.model).__name__}; has {list(st)}")
-            st[k] = np.broadcast_to(np.asarray(v, np.float32), (self.n,)).copy()
+            arr = _checks.check_float_array(f"initial {k}", v).reshape(-1)
+            if arr.size not in (1, self.n):
+                raise ValueError(f"initial {k} has {arr.size} values for {self.n} neurons")
+            st[k] = np.broadcast_to(arr.astype(np.float32), (self.n,)).copy()
         self.state = st
 
     def receptor(self, tau_syn: float, e_rev: float | None = None) -> int:
         """Index of the receptor with this time constant (``0``: delta synapse, a jump of ``weight`` mV) and,
         for conductance synapses, reversal potential ``e_rev`` [mV] (weights then in uS)."""
-        if not (math.isfinite(tau_syn) and tau_syn >= 0):
-            raise ValueError(f"tau_syn must be >= 0 ms (0 for delta synapses), got {tau_syn}")
-        if e_rev is not None and (not math.isfinite(e_rev) or tau_syn == 0):
+        tau_syn = _checks.check_float("tau_syn", tau_syn, nonnegative=True)
+        if e_rev is not None:
+            e_rev = _checks.check_float("e_rev", e_rev)
+        if e_rev is not None and tau_syn == 0:
             raise ValueError(f"conductance synapses need a finite e_rev and tau_syn > 0, got {e_rev}, {tau_syn}")
         if e_rev is not None and "v" not in self.model.dynamics.state:
             raise ValueError(f"{type(self.model).__name__} has no membrane 'v' for conductance synapses")
@@ -76,27 +89,30 @@ class Population:
         """Independent Poisson input to every neuron (``rate_hz`` events of ``weight`` each; ``tau_syn=0``:
         voltage jumps in mV), drawn inside the compiled loop with a counter-based generator so the spikes are
         the same on any thread count (NEST's ``poisson_generator``, without a source population)."""
-        if not (rate_hz >= 0 and math.isfinite(rate_hz) and math.isfinite(weight)):
-            raise ValueError(f"rate_hz must be >= 0 and weight finite, got {rate_hz}, {weight}")
+        rate_hz = _checks.check_float("rate_hz", rate_hz, nonnegative=True)
+        weight = _checks.check_float("weight", weight)
+        seed = _checks.check_seed("seed", seed, allow_none=False)
         self.drive = (float(rate_hz), float(weight), self.receptor(tau_syn), int(seed))
 
     def inject_series(self, current_nA, start_ms: float | None = None) -> None:
         """A time-varying current [nA]: ``current_nA[k]`` (one value, or one per neuron) during the k-th step
         from ``start_ms`` (default: the network's current time); added to the constant injection."""
-        arr = np.asarray(current_nA, dtype=np.float32)
+        arr = _checks.check_float_array("current_nA", current_nA).astype(np.float32)
         if arr.ndim == 1:
             arr = np.repeat(arr[:, None], self.n, axis=1)
         if arr.ndim != 2 or arr.shape[1] != self.n:
             raise ValueError(f"current series must have shape [steps] or [steps, {self.n}], got {np.shape(current_nA)}")
         if not np.all(np.isfinite(arr)):
             raise ValueError("current series contains NaN or infinite values")
+        if start_ms is not None:
+            start_ms = _checks.check_float("start_ms", start_ms, nonnegative=True)
         start = self.net.t_steps if start_ms is None else int(round(start_ms / self.net.dt))
         self.i_series, self.i_series_start = np.ascontiguousarray(arr), start
 
     def inject(self, current_nA) -> None:
         """A constant current injection [nA], one value or one per neuron (replaces the previous one)."""
-        arr = np.asarray(current_nA, dtype=np.float32)
-        if arr.size not in (1, self.n) or not np.all(np.isfinite(arr)):
+        arr = _checks.check_float_array("current_nA", current_nA).astype(np.float32)
+        if arr.size not in (1, self.n):
             raise ValueError(f"current must be finite, 1 or {self.n} values, got shape {arr.shape}")
         self.i_ext = np.broadcast_to(arr.reshape(-1), (self.n,)).astype(np.float32).copy()
 
@@ -111,10 +127,12 @@ class PoissonSource:
     """``n`` independent Poisson spike trains at ``rate_hz`` (one value or one per source)."""
 
     def __init__(self, n: int, rate_hz, name: str):
-        rate = np.broadcast_to(np.asarray(rate_hz, np.float64), (int(n),)).copy()
-        if np.any(rate < 0) or not np.all(np.isfinite(rate)):
-            raise ValueError(f"rate_hz must be finite and >= 0, got {rate_hz!r}")
-        self.n, self.rate_hz, self.name = int(n), rate, name
+        n = _checks.check_int("n", n, minimum=1, maximum=_MAX_N)
+        rate = _checks.check_float_array("rate_hz", rate_hz, nonnegative=True).reshape(-1)
+        if rate.size not in (1, n):
+            raise ValueError(f"rate_hz has {rate.size} values for {n} sources (give 1 or {n})")
+        rate = np.broadcast_to(rate, (n,)).copy()
+        self.n, self.rate_hz, self.name = n, rate, name
 
     def __len__(self):
         return self.n
@@ -124,9 +142,14 @@ class SpikeTimeSource:
     """Neurons that fire at given times: ``times_ms[i]`` is the list of spike times of source ``i``."""
 
     def __init__(self, times_ms, name: str):
-        self.times = [np.sort(np.asarray(t, np.float64).reshape(-1)) for t in times_ms]
-        if any(np.any(t < 0) or not np.all(np.isfinite(t)) for t in self.times):
-            raise ValueError("spike times must be finite and >= 0 ms")
+        if isinstance(times_ms, str | bytes) or not hasattr(times_ms, "__iter__"):
+            raise TypeError(f"times_ms must be a list with one list of spike times per source, got {times_ms!r}")
+        self.times = []
+        for i, t in enumerate(times_ms):
+            arr = _checks.check_float_array(f"times_ms[{i}]", t if np.size(t) else np.zeros(0), nonnegative=True)
+            if arr.size and arr.max() > _MAX_TIME_MS:
+                raise ValueError(f"times_ms[{i}] has a spike at {arr.max()} ms, beyond {_MAX_TIME_MS:g} ms")
+            self.times.append(np.sort(arr.reshape(-1)))
         self.n, self.name = len(self.times), name
 
     def __len__(self):
@@ -143,8 +166,13 @@ class STDP:
 
     def __init__(self, a_plus=0.01, a_minus=0.012, tau_plus=20.0, tau_minus=20.0, w_min=0.0, w_max=1.0,
                  multiplicative: bool = False):
-        if tau_plus <= 0 or tau_minus <= 0 or w_max < w_min:
-            raise ValueError("STDP needs tau_plus, tau_minus > 0 and w_max >= w_min")
+        a_plus, a_minus = _checks.check_float("a_plus", a_plus), _checks.check_float("a_minus", a_minus)
+        tau_plus = _checks.check_float("tau_plus", tau_plus, positive=True)
+        tau_minus = _checks.check_float("tau_minus", tau_minus, positive=True)
+        w_min, w_max = _checks.check_float("w_min", w_min), _checks.check_float("w_max", w_max)
+        multiplicative = _checks.check_bool("multiplicative", multiplicative)
+        if w_max < w_min:
+            raise ValueError(f"STDP needs w_max >= w_min, got w_min={w_min}, w_max={w_max}")
         self.a_plus, self.a_minus, self.tau_plus, self.tau_minus = a_plus, a_minus, tau_plus, tau_minus
         self.w_min, self.w_max, self.multiplicative = w_min, w_max, multiplicative
 
@@ -226,9 +254,7 @@ class RateMonitor(SpikeMonitor):
 
     def __init__(self, target, bin_ms: float = 1.0):
         super().__init__(target)
-        if not bin_ms > 0:
-            raise ValueError(f"bin_ms must be > 0, got {bin_ms}")
-        self.bin_ms = float(bin_ms)
+        self.bin_ms = _checks.check_float("bin_ms", bin_ms, positive=True)
 
     @property
     def rate(self) -> np.ndarray:
@@ -247,12 +273,12 @@ class StateMonitor:
     """A state variable of chosen neurons every ``every`` steps: ``values`` [samples, len(ids)], ``times`` [ms]."""
 
     def __init__(self, pop: Population, var: str, ids, every: int = 1):
+        if not isinstance(var, str):
+            raise TypeError(f"var must be the name of a state variable (a string), got {var!r}")
         if var not in pop.model.dynamics.state:
             raise ValueError(f"{type(pop.model).__name__} has no state {var!r}; it has {pop.model.dynamics.state}")
-        self.pop, self.var, self.every = pop, var, max(1, int(every))
-        self.ids = np.asarray(ids, np.int64).reshape(-1)
-        if len(self.ids) and (self.ids.min() < 0 or self.ids.max() >= pop.n):
-            raise ValueError(f"ids out of range for a population of {pop.n}")
+        self.pop, self.var, self.every = pop, var, _checks.check_int("every", every, minimum=1)
+        self.ids = _checks.check_index_array("ids", ids, size=pop.n, what=f"neurons of {pop.name}").reshape(-1)
         self._v: list[np.ndarray] = []
         self._t: list[np.ndarray] = []
 
@@ -279,10 +305,11 @@ class Network:
     """
 
     def __init__(self, dt: float = 0.1, seed: int = 0, parallel: bool | None = None, device: str = "cpu"):
-        if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a finite number > 0 (ms), got {dt!r}")
-        if device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        dt = _checks.check_dt(dt)
+        seed = _checks.check_seed("seed", seed, allow_none=False)
+        if parallel is not None:
+            parallel = _checks.check_bool("parallel", parallel)
+        _checks.check_choice("device", device, ("cpu", "cuda"))
         self.dt, self.seed, self.parallel, self.device = float(dt), seed, parallel, device
         self.rng = np.random.default_rng(seed)
         self._spike_seed = int(np.random.default_rng([seed, 1]).integers(1 << 40))
@@ -296,8 +323,7 @@ class Network:
     # -- building -----------------------------------------------------------------------------------
     def population(self, n: int, model: NeuronModel, initial: dict | None = None, name: str | None = None
                    ) -> Population:
-        if int(n) < 1:
-            raise ValueError(f"population size must be >= 1, got {n}")
+        _checks.check_int("n", n, minimum=1, maximum=_MAX_N)
         pop = Population(self, n, model, name or f"pop{len(self.populations)}", initial)
         self.populations.append(pop)
         self._runner = None
@@ -320,8 +346,8 @@ class Network:
                 e_rev: float | None = None) -> Projection:
         """Connect ``pre`` (population or source) to ``post`` with current synapses of ``weight`` nA (negative:
         inhibitory), ``delay`` ms (a multiple of dt, default one step) and time constant ``tau_syn`` ms."""
-        if not isinstance(post, Population) or post.net is not self:
-            raise ValueError("post must be a population of this network")
+        self._own("pre", pre, (Population, PoissonSource, SpikeTimeSource))
+        self._own("post", post, (Population,))
         if not isinstance(connector, Connector):
             raise TypeError(f"connector must be a neuro.sim connector, got {connector!r}")
         scalar = np.size(weight) == 1 and (delay is None or np.size(delay) == 1) and stdp is None
@@ -332,20 +358,23 @@ class Network:
             if not hasattr(connector, "weights"):
                 raise ValueError(f"weight is required for {type(connector).__name__}")
             weight = connector.weights
-        w = np.asarray(weight, np.float64)
+        w = _checks.check_float_array("weight", weight)
         if w.size not in (1, n_syn):
             raise ValueError(f"weight has {w.size} values for {n_syn} synapses (give 1 or {n_syn})")
-        if not np.all(np.isfinite(w)):
-            raise ValueError("weight contains NaN or infinite values")
-        d = np.asarray(self.dt if delay is None else delay, np.float64)
+        d = _checks.check_float_array("delay", self.dt if delay is None else delay)
         if d.size not in (1, n_syn):
             raise ValueError(f"delay has {d.size} values for {n_syn} synapses")
-        if np.any(d < self.dt - 1e-9) or not np.all(np.isfinite(d)):
+        if d.size and np.any(d < self.dt - 1e-9):
             raise ValueError(f"delays must be >= dt = {self.dt} ms, got min {float(np.min(d))}")
         steps = np.round(d / self.dt)
+        if steps.size and steps.max() > _MAX_DELAY_STEPS:
+            raise ValueError(f"delay of {float(np.max(d)):g} ms is {steps.max():.0f} steps of dt = {self.dt} ms; "
+                             f"at most {_MAX_DELAY_STEPS} steps are supported")
         if np.any(np.abs(steps * self.dt - d) > 1e-6 * max(1.0, float(np.max(d)))):
             raise ValueError(f"delays must be multiples of dt = {self.dt} ms")
-        if e_rev is not None and np.any(np.asarray(weight) < 0):
+        if stdp is not None and not isinstance(stdp, STDP):
+            raise TypeError(f"stdp must be a neuro.sim.STDP rule or None, got {stdp!r}")
+        if e_rev is not None and np.any(w < 0):
             raise ValueError("conductance weights must be >= 0 uS (inhibition comes from a low e_rev)")
         receptor = post.receptor(tau_syn, e_rev)
         proj = Projection(pre, post, pairs, w.astype(np.float32), steps.astype(np.int32), receptor, stdp,
@@ -354,19 +383,32 @@ class Network:
         self._runner = None
         return proj
 
+    def _own(self, name: str, obj, types) -> None:
+        """Refuse objects of the wrong kind (strings, ids) and objects of another network, by name."""
+        kinds = " or ".join(t.__name__ for t in types)
+        if not isinstance(obj, types):
+            raise TypeError(f"{name} must be a {kinds} of this network, got {obj!r}")
+        mine = self.populations if isinstance(obj, Population) else self.sources
+        if not any(o is obj for o in mine):
+            raise ValueError(f"{name} {getattr(obj, 'name', obj)!r} belongs to another network; build it with this "
+                             f"network's population()/poisson()/spike_source()")
+
     def spike_monitor(self, target) -> SpikeMonitor:
+        self._own("target", target, (Population, PoissonSource, SpikeTimeSource))
         mon = SpikeMonitor(target)
         self.monitors.append(mon)
         self._runner = None
         return mon
 
     def rate_monitor(self, target, bin_ms: float = 1.0) -> RateMonitor:
+        self._own("target", target, (Population, PoissonSource, SpikeTimeSource))
         mon = RateMonitor(target, bin_ms)
         self.monitors.append(mon)
         self._runner = None
         return mon
 
     def state_monitor(self, pop: Population, var: str = "v", ids=None, every: int = 1) -> StateMonitor:
+        self._own("pop", pop, (Population,))
         mon = StateMonitor(pop, var, np.arange(pop.n) if ids is None else ids, every)
         if any(isinstance(m, StateMonitor) and m.pop is pop for m in self.monitors):
             raise ValueError(f"{pop.name} already has a state monitor (one per population)")
@@ -488,11 +530,18 @@ class Network:
         between which the spike buffer grows if needed (a progress bar per chunk when ``progress``)."""
         from tqdm.auto import tqdm
 
-        if not (math.isfinite(duration_ms) and duration_ms >= 0):
-            raise ValueError(f"duration_ms must be finite and >= 0, got {duration_ms}")
-        steps = int(round(duration_ms / self.dt))
-        if steps == 0:
+        duration_ms = _checks.check_float("duration_ms", duration_ms, nonnegative=True)
+        progress = _checks.check_bool("progress", progress)
+        if duration_ms == 0:
             return
+        if duration_ms < self.dt * (1 - 1e-9):
+            raise ValueError(f"duration_ms = {duration_ms:g} is shorter than one step (dt = {self.dt:g} ms): "
+                             "nothing would run")
+        steps = int(round(duration_ms / self.dt))
+        if self.t_steps + steps > _MAX_STEPS:
+            raise ValueError(f"duration_ms = {duration_ms:g} is {steps} steps of dt = {self.dt:g} ms; a network "
+                             f"runs at most {_MAX_STEPS} steps in all")
+        self._check_memory(steps)
         pops, arrays = self._prepare(steps)
         if self.device == "cuda":
             self._run_cuda(steps, arrays, progress)
@@ -537,6 +586,18 @@ class Network:
         for m in self.monitors:
             if isinstance(m, SpikeMonitor):
                 m.target_net_time = self.t_steps * self.dt
+
+    def _check_memory(self, steps: int) -> None:
+        """Refuse runs whose buffers (state-monitor samples, spike-time schedule) could not be allocated."""
+        for m in self.monitors:
+            if isinstance(m, StateMonitor):
+                size = (steps // m.every + 2) * len(m.ids) * 4
+                if size > _MAX_BYTES:
+                    raise ValueError(f"the state monitor of {m.pop.name} would record {size / 2**30:.1f} GiB over "
+                                     f"duration_ms = {steps * self.dt:g}; record fewer ids or a larger every")
+        if any(isinstance(s, SpikeTimeSource) for s in self.sources) and (self.t_steps + steps) * 8 > _MAX_BYTES:
+            raise ValueError(f"duration_ms = {steps * self.dt:g} is too long for a spike-time source schedule "
+                             f"({steps} steps); run in shorter pieces")
 
     def _run_cuda(self, steps: int, arrays: list, progress: bool) -> None:
         from numba import cuda
