@@ -9,10 +9,10 @@ their outputs (``decay = 1 - dt/tau``, ``gain = r dt/tau``); ``integration="exac
 
 Files and graphs from elsewhere are data, checked in full before anything is built (:func:`check_graph`):
 a missing path, a folder, a truncated or non-HDF5 file, HDF5 that is not NIR, unknown node types, edges to or
-from unknown nodes, cycles, shapes that do not agree between connected nodes, declared shapes that are not
-positive integers or exceed :data:`MAX_ELEMENTS`, and parameters that are NaN, infinite in float32 or out
-of range (``tau <= 0``) are refused with one :class:`NIRImportError` (a ``ValueError``) that names the
-node and the file. Nothing is found only at run time.
+from unknown nodes, cycles without a neuron on them, shapes that do not agree between connected nodes,
+declared shapes that are not positive integers or exceed :data:`MAX_ELEMENTS`, and parameters that are
+NaN, infinite in float32 or out of range (``tau <= 0``) are refused with one :class:`NIRImportError` (a
+``ValueError``) that names the node and the file. Nothing is found only at run time.
 
 Each NIR node type maps to its neuro-snn module through one registry (:data:`_KINDS`, keyed by the NIR
 class, as NIR's own ``str2NIRNode`` is keyed by type name): a builder, a shape rule and the fields that must
@@ -744,7 +744,8 @@ def check_graph(graph, source: str | None = None) -> _Checked:
     Refused, all together in one :class:`NIRImportError` naming each bad node (and ``source``, the file):
     nodes that are not NIR nodes or have no neuro-snn equivalent (the registry :data:`_KINDS`), edges to or
     from unknown nodes and duplicate edges, a graph without Input or Output nodes, edges into an Input or out
-    of an Output, cycles and nodes unreachable from the inputs, parameters that are not numeric, NaN, or
+    of an Output, nodes unreachable from the inputs, cycles without a neuron on them (a cycle through a
+    neuron is a recurrent graph: it runs step by step, see :func:`from_nir`), parameters that are not numeric, NaN, or
     infinite in float32 (``|x| > 3.4e38``), time constants ``<= 0``, declared shapes that are not positive
     integers or exceed :data:`MAX_ELEMENTS`, and shapes that disagree along an edge (each node's output shape
     is inferred from its input: ``Affine``/``Linear`` ``[..., in] -> [..., out]``; ``Conv`` and pooling by
