@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from neuro import _checks
 from neuro.convert import calibration, graph
 from neuro.convert.layers import IFSpikes, SpikingMaxPool2d, TimeFoldedFn
 from neuro.convert.network import SpikingNetwork
@@ -62,14 +63,20 @@ def ann_to_snn(model: nn.Module, calibration_data: torch.Tensor, *, threshold: s
         raise TypeError("calibration_data must be a float tensor [N, ...] of ANN inputs")
     if len(calibration_data) == 0:
         raise ValueError("calibration_data is empty")
-    if not torch.isfinite(calibration_data).all():
-        raise ValueError("calibration_data contains NaN or infinite values")
+    _checks.check_finite_tensor("calibration_data", calibration_data.float())  # float32: 1e39 is inf there
     if isinstance(v_init, bool) or not isinstance(v_init, numbers.Real) or not 0.0 <= float(v_init) <= 1.0:
         raise ValueError(f"v_init must be a fraction of the threshold in [0, 1], got {v_init!r}")
     if output not in ("integrator", "spiking"):
         raise ValueError(f"output must be 'integrator' or 'spiking', got {output!r}")
     if reset not in ("subtract", "zero"):
         raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
+    _checks.check_choice("threshold", threshold, ("max", "percentile"))
+    percentile = _checks.check_float("percentile", percentile, positive=True)
+    channel_wise = _checks.check_bool("channel_wise", channel_wise)
+    if bias_shift_timesteps is not None:
+        bias_shift_timesteps = _checks.check_int("bias_shift_timesteps", bias_shift_timesteps, minimum=1)
+    batch_size = _checks.check_int("batch_size", batch_size, minimum=1)
+    progress = _checks.check_bool("progress", progress)
     gm = graph.prepare(model)
     out_node = next(n for n in gm.graph.nodes if n.op == "output").args[0]
     extra = (out_node.name,) if output == "spiking" and isinstance(out_node, fx.Node) else ()

@@ -5,10 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import fx, nn
 
+from neuro import _checks
 from neuro.convert.layers import IFSpikes
+
+
+def _static_input(x) -> torch.Tensor:
+    """Static inputs ``[N, ...]``: a float tensor, finite in float32."""
+    return _checks.check_tensor("x", x, min_dim=1)
+
+
+def _timesteps(timesteps) -> list[int]:
+    """Sorted distinct horizons, each an integer >= 1 (2.5 or True are refused, not truncated)."""
+    if isinstance(timesteps, int | np.integer) and not isinstance(timesteps, bool):
+        timesteps = [timesteps]
+    if isinstance(timesteps, str | bytes) or not hasattr(timesteps, "__iter__"):
+        raise TypeError(f"timesteps must be a list of positive integers, got {timesteps!r}")
+    ts = sorted({_checks.check_int("timesteps", t, minimum=1, maximum=1 << 31) for t in timesteps})
+    if not ts:
+        raise ValueError(f"timesteps must be positive integers, got {list(timesteps)}")
+    return ts
 
 
 class SpikingNetwork(nn.Module):
@@ -32,7 +51,7 @@ class SpikingNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() < 3:
             raise ValueError(f"x must be time-major [T, B, ...], got {tuple(getattr(x, 'shape', ()))}")
-        return self.body(x)
+        return self.body(_checks.check_tensor("x", x))
 
     def neuron_layers(self) -> dict[str, IFSpikes]:
         return {name: m for name, m in self.body.named_modules() if isinstance(m, IFSpikes)}
@@ -46,9 +65,10 @@ class SpikingNetwork(nn.Module):
         """
         from tqdm.auto import tqdm
 
-        ts = sorted({int(t) for t in timesteps})
-        if not ts or ts[0] < 1:
-            raise ValueError(f"timesteps must be positive integers, got {list(timesteps)}")
+        x = _static_input(x)
+        batch_size = _checks.check_int("batch_size", batch_size, minimum=1)
+        progress = _checks.check_bool("progress", progress)
+        ts = _timesteps(timesteps)
         preds: dict[int, list] = {t: [] for t in ts}
         was = self.training
         self.eval()
@@ -71,7 +91,12 @@ class SpikingNetwork(nn.Module):
         Example:
             >>> # acc = snn.evaluate(x_test, y_test, timesteps=[4, 8, 16, 32])
         """
+        x = _static_input(x)
+        if not isinstance(y, torch.Tensor | list | tuple) and not hasattr(y, "__array__"):
+            raise TypeError(f"y must be a tensor of class labels, got {type(y).__name__}")
         y = torch.as_tensor(y)
+        if y.is_floating_point() or y.dtype == torch.bool:
+            raise TypeError(f"y must be integer class labels, got dtype {y.dtype}")
         if y.shape != (len(x),):
             raise ValueError(f"y must have shape ({len(x)},), got {tuple(y.shape)}")
         preds = self.predict_over_time(x, timesteps, batch_size, progress)
@@ -81,6 +106,8 @@ class SpikingNetwork(nn.Module):
     def layer_rates(self, x: torch.Tensor, timesteps: int) -> dict[str, torch.Tensor]:
         """Firing rate x threshold of every neuron layer for static input ``x`` over ``timesteps`` steps
         (in ANN units: what conversion promises equals the clipped ANN activation)."""
+        x = _static_input(x)
+        timesteps = _checks.check_int("timesteps", timesteps, minimum=1)
         rates, handles = {}, []
         for name, layer in self.neuron_layers().items():
             handles.append(layer.register_forward_hook(

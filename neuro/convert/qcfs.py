@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neuro import _checks
+
 
 class _FloorSTE(torch.autograd.Function):
     @staticmethod
@@ -36,11 +38,9 @@ class QCFS(nn.Module):
 
     def __init__(self, levels: int = 8, init_lambda: float = 4.0):
         super().__init__()
-        if int(levels) < 1:
-            raise ValueError(f"levels must be >= 1, got {levels}")
-        if not init_lambda > 0:
-            raise ValueError(f"init_lambda must be > 0, got {init_lambda}")
-        self.levels = int(levels)
+        levels = _checks.check_int("levels", levels, minimum=1, maximum=1 << 24)
+        init_lambda = _checks.check_float("init_lambda", init_lambda, positive=True)
+        self.levels = levels
         self.lam = nn.Parameter(torch.tensor(float(init_lambda)))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
