@@ -49,15 +49,24 @@ class DeviceSpec:
     unverified: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"DeviceSpec name must be a non-empty string, got {self.name!r}")
+        if self.kind not in ("neuromorphic", "conventional"):
+            raise ValueError(f"DeviceSpec {self.name!r}: kind must be 'neuromorphic' or 'conventional', got "
+                             f"{self.kind!r}")
         for field_name in ("synop", "neuron_update", "spike"):
             value = getattr(self, field_name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            if not (_real(value) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"DeviceSpec {self.name!r}: {field_name} must be a finite number >= 0 (J), "
                                  f"got {value!r}")
         for field_name in ("mac", "step_time"):
             value = getattr(self, field_name)
-            if value is not None and not (math.isfinite(value) and value > 0):
+            if value is not None and not (_real(value) and math.isfinite(value) and value > 0):
                 raise ValueError(f"DeviceSpec {self.name!r}: {field_name} must be > 0 or None, got {value!r}")
+
+
+def _real(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 _pJ, _nJ = 1e-12, 1e-9
@@ -69,6 +78,8 @@ def register(spec: DeviceSpec, *, replace: bool = False) -> DeviceSpec:
     """Add a user's device; refuses to overwrite a known name unless ``replace=True``."""
     if not isinstance(spec, DeviceSpec):
         raise TypeError(f"register takes a DeviceSpec, got {type(spec).__name__}")
+    if not isinstance(replace, bool):
+        raise TypeError(f"replace must be True or False, got {replace!r}")
     if spec.name in _REGISTRY and not replace:
         raise ValueError(f"device {spec.name!r} is already registered (pass replace=True to overwrite)")
     _REGISTRY[spec.name] = spec
@@ -83,6 +94,8 @@ def get(name: str | DeviceSpec) -> DeviceSpec:
     """The spec called ``name`` (or ``name`` itself if it is a spec); unknown names list the known ones."""
     if isinstance(name, DeviceSpec):
         return name
+    if not isinstance(name, str):
+        raise TypeError(f"a device must be a name ({', '.join(names())}) or a DeviceSpec, got {name!r}")
     try:
         return _REGISTRY[name]
     except KeyError:

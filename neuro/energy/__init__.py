@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from neuro import _checks
 from neuro.energy.counting import SYNAPTIC, ActivityCounter, LayerCounts, fanout_map
 from neuro.energy.report import EnergyReport
 from neuro.hardware_targets import devices as device_registry
@@ -47,6 +48,25 @@ def _first_synaptic(model: nn.Module) -> nn.Module | None:
         if isinstance(m, SYNAPTIC):
             return m
     return None
+
+
+def _check_devices(devices) -> list:
+    """``devices`` as specs: one name or spec, or a list of them (a string is one device, not its letters)."""
+    if isinstance(devices, str | device_registry.DeviceSpec):
+        devices = [devices]
+    if not hasattr(devices, "__iter__"):
+        raise TypeError(f"devices must be a device name, a DeviceSpec or a list of them, got {devices!r}")
+    devices = list(devices)
+    if not devices:
+        raise ValueError("devices is empty: name at least one device, e.g. devices=['45nm']")
+    return [device_registry.get(d) for d in devices]
+
+
+def _check_common(model, batch_size, progress) -> int:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _checks.check_bool("progress", progress)
+    return _checks.check_int("batch_size", batch_size, minimum=1)
 
 
 def _check_inputs(model: nn.Module, inputs) -> torch.Tensor:
@@ -69,8 +89,11 @@ def _check_inputs(model: nn.Module, inputs) -> torch.Tensor:
         raise ValueError(f"inputs must have shape {expected} (time-major), got {tuple(inputs.shape)}")
     if not inputs.is_floating_point():
         raise TypeError(f"inputs must be a float tensor, got dtype {inputs.dtype}")
-    if not torch.isfinite(inputs).all():
-        raise ValueError("inputs contain NaN or infinite values")
+    if not torch.isfinite(inputs.float()).all():
+        raise ValueError("inputs contain NaN or infinite values (in float32)")
+    if inputs.shape[0] == 0 or inputs.shape[1] == 0:
+        raise ValueError(f"inputs of shape {tuple(inputs.shape)} hold no time step (T = 0) or no sample (B = 0): "
+                         "there is no activity to count per inference")
     return inputs
 
 
@@ -115,11 +138,13 @@ def estimate(model: nn.Module, inputs: torch.Tensor, devices: Sequence = DEFAULT
     Args:
         model: a time-major spiking model (``neuro.nn``, converted, or imported from NIR).
         inputs: time-major input, spikes or analog values (analog inputs to the first layer count as MACs).
-        devices: names in :mod:`neuro.hardware_targets.devices` or :class:`DeviceSpec` objects.
+        devices: names in :mod:`neuro.hardware_targets.devices` or :class:`DeviceSpec` objects (one name
+            or a list).
         batch_size: inputs per forward pass.
         progress: show a progress bar.
     """
-    specs = [device_registry.get(d) for d in devices]
+    batch_size = _check_common(model, batch_size, progress)
+    specs = _check_devices(devices)
     inputs = _check_inputs(model, inputs)
     counts, _ = _run_counted(model, inputs, batch_size, progress)
     return EnergyReport.from_counts(counts, samples=inputs.shape[1], timesteps=inputs.shape[0], devices=specs)
@@ -132,14 +157,19 @@ def accuracy_energy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor
     The prediction at T is the argmax of the output summed over the first T steps. Returns
     ``{T: {"accuracy": float, "energy_j": {device: J}, "ann_energy_j": {...}, "synops": float}}``.
     """
-    specs = [device_registry.get(d) for d in devices]
-    ts = sorted({int(t) for t in timesteps})
-    if not ts or ts[0] < 1:
+    batch_size = _check_common(model, batch_size, progress)
+    specs = _check_devices(devices)
+    if isinstance(timesteps, str | bytes) or not hasattr(timesteps, "__iter__"):
+        raise TypeError(f"timesteps must be a list of positive integers, got {timesteps!r}")
+    ts = sorted({_checks.check_int("timesteps", t, minimum=1) for t in timesteps})
+    if not ts:
         raise ValueError(f"timesteps must be positive integers, got {list(timesteps)}")
     inputs = _check_inputs(model, inputs)
     if ts[-1] > inputs.shape[0]:
         raise ValueError(f"max(timesteps) = {ts[-1]} exceeds the input length T = {inputs.shape[0]}")
     labels = torch.as_tensor(labels)
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integer class labels, got dtype {labels.dtype}")
     if labels.shape != (inputs.shape[1],):
         raise ValueError(f"labels must have shape ({inputs.shape[1]},), got {tuple(labels.shape)}")
     counts, out = _run_counted(model, inputs[: ts[-1]], batch_size, progress)
