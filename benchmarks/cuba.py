@@ -101,7 +101,7 @@ def nest_column(build, duration_ms: float, threads: int) -> dict:
         del net
         t0 = time.perf_counter()
         subprocess.run([sys.executable, str(path), "--threads", str(threads)], check=True, capture_output=True,
-                       env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+                       env={**os.environ, "OMP_WAIT_POLICY": "passive"})  # NEST's OpenMP threads otherwise spin
         wall = time.perf_counter() - t0
         res = read_results(path)
     t, _ = next(iter(res["spikes"].values()))

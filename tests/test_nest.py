@@ -34,7 +34,8 @@ def _need_nest():
 
 
 def _run(cmd, timeout=120):
-    env = {**os.environ, "PYNEST_QUIET": "1", "OMP_NUM_THREADS": "1"}
+    # passive OpenMP waits: NEST's threads spin otherwise, and crawl when the cores are shared
+    env = {**os.environ, "PYNEST_QUIET": "1", "OMP_WAIT_POLICY": "passive"}
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     return out
