@@ -13,7 +13,7 @@ from neuro.nn import TimeDistributed as TD
 
 def _roundtrip(net, shape, tmp_path, x):
     path = tmp_path / "net.nir"
-    neuro.io.write(path, net, shape)
+    neuro.io.write(path, net, shape, overwrite=True)
     back = neuro.from_nir(path)
     with torch.no_grad():
         torch.testing.assert_close(back(x), net(x), rtol=0, atol=0)
