@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neuro {command}: error: {_describe(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug of ours: still one line, no traceback
+        if isinstance(exc, RuntimeError) and ("can't allocate memory" in str(exc) or "out of memory" in str(exc)):
+            print(f"neuro {command}: error: out of memory ({_describe(exc)}); try smaller sizes", file=sys.stderr)
+            return 2
         print(f"neuro {command}: error: internal error ({type(exc).__name__}: {_describe(exc)}); please report "
               "it", file=sys.stderr)
         return 2

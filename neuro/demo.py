@@ -22,6 +22,8 @@ Example:
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,8 +64,6 @@ def _previous_run(out: Path) -> bool:
 
 def _check_out_dir(out: Path, overwrite: bool) -> tuple[list[str], bool]:
     """Check, before any work, that the demo may write its files into ``out``; returns the existing ones."""
-    import tempfile
-
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"out_dir {str(out)!r} is a file, not a folder")
     existing = [name for name in OUTPUTS if (out / name).exists() or (out / name).is_symlink()]
@@ -79,8 +79,6 @@ def _check_out_dir(out: Path, overwrite: bool) -> tuple[list[str], bool]:
         fd, probe = tempfile.mkstemp(prefix=".neuro-demo-probe.", dir=out)
     except OSError as exc:
         raise OSError(f"cannot write into the output folder {str(out)!r}: {exc.strerror or exc}") from None
-    import os
-
     os.close(fd)
     os.unlink(probe)
     return existing, previous
@@ -97,6 +95,10 @@ def run_demo(out_dir: str | Path = "neuro-output", size: str = "small", seed: in
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+    if not isinstance(out_dir, str | os.PathLike) or str(out_dir) == "":
+        raise TypeError(f"out_dir must be a folder path (str or os.PathLike), got {out_dir!r}")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
     out = Path(out_dir)
     existing, _ = _check_out_dir(out, overwrite)
     replace = bool(existing)  # checked above: a previous demo run, or overwrite=True

@@ -28,6 +28,7 @@ from hostile import Case
 from torch import nn
 
 import neuro
+from neuro.demo import run_demo
 from neuro.files import atomic_output, check_output_path, save_figure, write_text
 from neuro.nn import TimeDistributed as TD
 
@@ -685,6 +686,9 @@ CASES = [
     Case("cli-memory-error", lambda: _patched(MemoryError()), CliFailure, r"(?s)exit 2: .*out of memory"),
     Case("cli-internal-error", lambda: _patched(RuntimeError("kaboom")), CliFailure,
          r"(?s)exit 2: .*internal error \(RuntimeError: kaboom\)"),
+    Case("cli-torch-allocation-failure", lambda: _patched(RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+        "4000000000000 bytes")), CliFailure, "exit 2: .*out of memory"),
     Case("cli-raw-permission-error", lambda: _patched(PermissionError(13, "Permission denied", "/root/x")),
          CliFailure, r"(?s)exit 2: .*Permission denied: /root/x"),
     Case("cli-demo-out-is-file", lambda: _cli("demo", "--out", _existing("f.txt"), "--no-progress"), CliFailure,
@@ -692,6 +696,17 @@ CASES = [
     Case("cli-demo-folder-not-a-demo-run", _user_folder, CliFailure, r"(?s)not a previous demo run.*--overwrite"),
     Case("cli-demo-size-unknown", lambda: _cli("demo", "--size", "huge"), CliFailure, "invalid choice: 'huge'"),
     Case("cli-demo-seed-negative", lambda: _cli("demo", "--out", _tmp(), "--seed", "-1"), CliFailure, "seed"),
+    # the demo's Python API: everything checked before the first second of work
+    Case("demo-out-dir-int", lambda: run_demo(123), TypeError, "out_dir must be a folder path"),
+    Case("demo-out-dir-none", lambda: run_demo(None), TypeError, "out_dir"),
+    Case("demo-size-unknown", lambda: run_demo(_tmp(), size="huge"), ValueError, "size must be one of"),
+    Case("demo-seed-float", lambda: run_demo(_tmp(), seed=0.5), ValueError, "seed must be an int"),
+    Case("demo-overwrite-string", lambda: run_demo(_tmp(), overwrite="no"), TypeError, "overwrite must be True"),
+    Case("demo-out-dir-is-file", lambda: run_demo(_existing("f.txt")), NotADirectoryError, "is a file"),
+    Case("demo-output-name-is-folder", lambda: run_demo(_folder_with("report.md/")), IsADirectoryError,
+         "report.md' is a folder"),
+    Case("demo-user-folder", lambda: run_demo(_folder_with("summary.json")), FileExistsError,
+         "not a previous demo run"),
     # CLI: a few in a real child process, as a user runs it
     Case("cli-process-emit-over-input", lambda: _cli_sub("emit", _cnn_file(), "--target", "loihi2", "-o",
                                                          _cnn_file()), CliFailure, r"(?s)exit 2: .*is the input file"),
@@ -715,6 +730,16 @@ def _replace_and_read():
     neuro.io.write(path, _g())
     neuro.io.write(path, _g(fc=_w(np.full((2, 3), 5.0))), overwrite=True)
     return np.asarray(neuro.io.read(path).nodes["fc"].weight)
+
+
+def _folder_with(name):
+    """A folder holding ``name`` (a folder if the name ends in '/'), not made by the demo."""
+    folder = _tmp()
+    if name.endswith("/"):
+        (folder / name).mkdir()
+    else:
+        (folder / name).write_text("{}")
+    return folder
 
 
 def _existing(name):
