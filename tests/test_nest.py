@@ -136,6 +136,43 @@ def test_stdp_on_nest_is_the_pair_rule_with_dendritic_delay(tmp_path):
 
 
 @pytest.mark.nest
+@pytest.mark.parametrize("engine", ["nest", "pynn"])
+def test_poisson_conductance_adex_and_izhikevich_on_nest(tmp_path, engine):
+    """Poisson sources (poisson_generator -> parrot_neuron), poisson_drive, conductance synapses
+    (iaf_cond_exp), AdEx (aeif_psc_delta) and Izhikevich (izhikevich) against neuro.sim."""
+    _need_nest()
+    net = neuro.sim.Network(dt=0.1, seed=5)
+    src = net.poisson(200, rate_hz=20.0, name="src")
+    cond = net.population(100, neuro.models.LIF(tau_m=20.0, cm=0.2, v_rest=-60.0, v_thresh=-50.0, v_reset=-60.0,
+                                                tau_refrac=5.0), name="cond")
+    net.connect(src, cond, neuro.sim.FixedProbability(0.1), weight=0.01, delay=1.0, tau_syn=5.0, e_rev=0.0)
+    drv = net.population(100, neuro.models.LIF(tau_m=20.0, v_rest=0.0, v_thresh=20.0, v_reset=10.0, tau_refrac=2.0),
+                         name="drv")
+    drv.poisson_drive(rate_hz=12000.0, weight=0.1, tau_syn=0.0, seed=3)
+    adex = net.population(3, neuro.models.AdEx(), name="adex")
+    adex.inject([0.5, 0.8, 1.2])
+    izh = net.population(3, neuro.models.Izhikevich(), name="izh")
+    izh.inject([5.0, 10.0, 15.0])
+    mons = {p.name: net.spike_monitor(p) for p in (src, cond, drv, adex, izh)}
+    if engine == "pynn":
+        pytest.importorskip("pyNN.nest", reason="PyNN is not installed")
+    path = (net.to_nest if engine == "nest" else net.to_pynn)(tmp_path / "p.py", duration_ms=500.0)
+    net.run(500.0)
+    _run([sys.executable, str(path)])
+    res = read_results(path)
+    counts = {k: (m.count(), len(res["spikes"][k][0])) for k, m in mons.items()}
+    print(counts)
+    # 200 Poisson trains at 20 Hz for 0.5 s: 2000 spikes expected, sd 45 (different random numbers each side)
+    assert all(abs(c - 2000) < 4 * 45 for c in counts["src"])
+    for k in ("cond", "drv"):  # the same network driven by other random numbers: the same rate
+        assert counts[k][0] > 500 and abs(counts[k][1] - counts[k][0]) <= 0.05 * counts[k][0], (k, counts[k])
+    per_neuron = [np.bincount(res["spikes"]["adex"][1], minlength=3), np.bincount(mons["adex"].ids, minlength=3)]
+    assert per_neuron[1].tolist()[1:] != [0, 0] and np.all(np.abs(per_neuron[0] - per_neuron[1]) <= 1)
+    # Izhikevich: forward Euler on both sides, the same equations
+    _assert_within_one_step("izh", mons["izh"].times, mons["izh"].ids, *res["spikes"]["izh"], net.dt)
+
+
+@pytest.mark.nest
 def test_cuba_rates_on_nest_in_the_same_band(tmp_path):
     _need_nest()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

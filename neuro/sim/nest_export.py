@@ -227,9 +227,8 @@ class _Plan:
                      "cond": "iaf_cond_exp"}[kind]
             p.update(tau_m=tau, C_m=cm * 1000.0, E_L=_arr(m.v_rest, n), V_th=_arr(m.v_thresh, n),
                      V_reset=_arr(m.v_reset, n), t_ref=np.round(_arr(m.tau_refrac, n) / dt) * dt)
-            if kind == "cond":
-                p["g_L"] = p.pop("C_m") / tau
-                p["C_m"] = cm * 1000.0
+            if kind == "cond":  # iaf_cond_exp takes the leak conductance [nS], not tau_m
+                p["g_L"] = p["C_m"] / p.pop("tau_m")
             for r in chan:
                 wscale[r] = {"delta": 1.0, "exp": 1000.0, "cond": 1000.0}[kind]
         elif type(m) is IF:
@@ -270,7 +269,7 @@ class _Plan:
             i_scale = 1.0  # the model's dimensionless current is NEST's pA
             wscale = dict.fromkeys(chan, dt)  # x = w for one step: v += dt w
         elif type(m) is AdEx:
-            model = {"delta": "aeif_psc_delta", "none": "aeif_psc_delta", "exp": "aeif_psc_exp",
+            model = {"delta": "aeif_psc_delta", "none": "aeif_cond_exp", "exp": "aeif_psc_exp",
                      "cond": "aeif_cond_exp"}[kind]
             cm = _arr(m.cm, n)
             p.update(C_m=cm * 1000.0, g_L=cm / _arr(m.tau_m, n) * 1000.0, E_L=_arr(m.v_rest, n),
@@ -689,16 +688,17 @@ def _pynn_spec(plan: _Plan) -> None:
             params = {"cm": g("C_m") / 1000.0, "tau_m": g("C_m") / g("g_L"), "v_rest": g("E_L"),
                       "v_thresh": g("V_th"), "delta_T": g("Delta_T"), "tau_w": g("tau_w"), "a": g("a"),
                       "b": g("b") / 1000.0, "v_reset": g("V_reset"), "v_spike": g("V_peak"),
-                      "tau_refrac": g("t_ref"), "tau_syn_E": g("tau_syn_ex"), "tau_syn_I": g("tau_syn_in"),
-                      "e_rev_E": g("E_ex"), "e_rev_I": g("E_in")}
+                      "tau_refrac": g("t_ref")}
+            if "E_ex" in p["params"]:  # AdEx without synapses is written as aeif_cond_exp with NEST's defaults
+                params.update(tau_syn_E=g("tau_syn_ex"), tau_syn_I=g("tau_syn_in"), e_rev_E=g("E_ex"),
+                              e_rev_I=g("E_in"))
             initial = {"v": ("V_m", 1.0), "w": ("w", 1e-3)}
             i_scale = 1e-3
         else:
             cm = g("C_m") / 1000.0
-            params = {"tau_m": g("tau_m"), "cm": cm, "v_rest": g("E_L"), "v_thresh": g("V_th"),
-                      "v_reset": g("V_reset"), "tau_refrac": g("t_ref")}
+            params = {"tau_m": g("C_m") / g("g_L") if model == "iaf_cond_exp" else g("tau_m"), "cm": cm,
+                      "v_rest": g("E_L"), "v_thresh": g("V_th"), "v_reset": g("V_reset"), "tau_refrac": g("t_ref")}
             if model == "iaf_cond_exp":
-                params["tau_m"] = g("C_m") / g("g_L")
                 params.update(tau_syn_E=g("tau_syn_ex"), tau_syn_I=g("tau_syn_in"), e_rev_E=g("E_ex"),
                               e_rev_I=g("E_in"))
             elif model == "iaf_psc_exp":
