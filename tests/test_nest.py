@@ -104,35 +104,44 @@ def test_deterministic_network_spikes_match_on_nest(tmp_path, engine):
 
 
 @pytest.mark.nest
-def test_stdp_on_nest_is_the_pair_rule_with_dendritic_delay(tmp_path):
+@pytest.mark.parametrize("engine", ["nest", "pynn"])
+def test_stdp_on_nest_is_the_pair_rule_with_dendritic_delay(tmp_path, engine):
     """Additive all-to-all pair STDP on NEST's stdp_synapse: the final weight is the analytic sum over spike
     pairs, with NEST's timing (the synaptic delay d counts as dendritic: potentiation pairs t_post + d - t_pre,
     depression t_pre - d - t_post); neuro.sim pairs the spike times themselves (d = 0)."""
     _need_nest()
     net = neuro.sim.Network(dt=0.1)
-    pre = net.spike_source([[10.0, 40.0]], name="pre")
+    pre = net.spike_source([[10.0, 42.0]], name="pre")
     kick = net.spike_source([[14.0, 37.0]], name="kick")
     post = net.population(1, neuro.models.LIF(tau_m=10.0, v_rest=-65.0, v_thresh=-55.0, v_reset=-70.0,
                                               tau_refrac=2.0), name="post")
     rule = neuro.sim.STDP(a_plus=0.1, a_minus=0.12, tau_plus=20.0, tau_minus=15.0, w_max=1.0)
-    proj = net.connect(pre, post, neuro.sim.AllToAll(), weight=0.5, delay=0.3, tau_syn=0.0, stdp=rule, name="plastic")
-    net.connect(kick, post, neuro.sim.AllToAll(), weight=30.0, delay=0.1, tau_syn=0.0)
+    if engine == "pynn":
+        pytest.importorskip("pyNN.nest", reason="PyNN is not installed")
+    # exponential synapses (delay 0.4 ms here, 0.3 ms on NEST: see the delay semantics): PyNN refuses STDP
+    # onto delta synapses; each kick fires the post neuron once
+    proj = net.connect(pre, post, neuro.sim.AllToAll(), weight=0.05, delay=0.4, tau_syn=5.0, stdp=rule,
+                       name="plastic")
+    net.connect(kick, post, neuro.sim.AllToAll(), weight=5.0, delay=0.2, tau_syn=5.0)
     mon = net.spike_monitor(post)
-    path = net.to_nest(tmp_path / "stdp.py", duration_ms=60.0)
+    path = (net.to_nest if engine == "nest" else net.to_pynn)(tmp_path / "stdp.py", duration_ms=60.0)
     net.run(60.0)
     _run([sys.executable, str(path)])
     res = read_results(path)
     t_post, _ = res["spikes"]["post"]
-    np.testing.assert_allclose(t_post, mon.times, atol=1e-9)  # the post neuron fires at 14.1 and 37.1 ms
-    t_pre = np.array([10.0, 40.0])
+    np.testing.assert_allclose(t_post, mon.times, atol=1e-9)  # the post neuron fires at 17.4 and 39.7 ms
+    assert len(t_post) == 2 and t_post[-1] < 42.0 - 0.3  # every pair is settled by the last pre spike
+    t_pre = np.array([10.0, 42.0])
 
     def pair_rule(d):
         dw = sum(rule.a_plus * np.exp(-(tq + d - tp) / rule.tau_plus) for tp in t_pre for tq in t_post if tp < tq + d)
-        return 0.5 + dw - sum(rule.a_minus * np.exp(-(tp - d - tq) / rule.tau_minus)
+        return 0.05 + dw - sum(rule.a_minus * np.exp(-(tp - d - tq) / rule.tau_minus)
                               for tp in t_pre for tq in t_post if tq < tp - d)
 
     assert res["weights"]["plastic"][2] == pytest.approx([pair_rule(0.3)], rel=1e-6)
     assert proj.weights == pytest.approx([pair_rule(0.0)], rel=1e-5)
+    if engine == "pynn":  # PyNN's rule reaches the same stdp_synapse: the same weight as the native script
+        assert res["weights"]["plastic"][2] == pytest.approx([pair_rule(0.3)], rel=1e-6)
 
 
 @pytest.mark.nest
@@ -342,6 +351,13 @@ def test_mixed_synapses_and_stdp_w_min_are_refused(tmp_path):
                 stdp=neuro.sim.STDP(w_min=0.1, w_max=1.0), name="plastic")
     with pytest.raises(ValueError, match="'plastic'.*w_min=0.1"):
         net.to_pynn(tmp_path / "y.py")
+    net = neuro.sim.Network(dt=0.1)
+    pop = net.population(1, neuro.models.LIF())
+    net.connect(net.spike_source([[1.0]]), pop, neuro.sim.AllToAll(), weight=0.5, tau_syn=0.0,
+                stdp=neuro.sim.STDP(), name="plastic")
+    net.to_nest(tmp_path / "z.py")  # native NEST takes it
+    with pytest.raises(ValueError, match="'plastic'.*pyNN.nest scales STDP's w_max"):
+        net.to_pynn(tmp_path / "w.py")
 
 
 def test_stdp_maps_to_stdp_synapse_parameters(tmp_path):

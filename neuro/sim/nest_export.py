@@ -19,7 +19,7 @@ IF (no leak), delta receptors               ``iaf_psc_delta`` (tau 1e9)  ``IF_cu
 CubaLIF, delta receptors                    ``iaf_psc_exp``              ``IF_curr_exp``       w w_in x 1000 pA
 Izhikevich, delta receptors                 ``izhikevich``               ``Izhikevich``        w dt [mV]
 AdEx, delta / exp / conductance receptors   ``aeif_psc_delta/_exp``,     ``EIF_cond_exp_isfa_  w dt / cm [mV],
-                                            ``aeif_cond_exp``            ista`` (cond only)    x1000 pA / nS
+(no receptors: ``aeif_cond_exp``)           ``aeif_cond_exp``            ista`` (cond only)    x1000 pA / nS
 =========================================== ============================ ===================== =================
 
 At most two receptors a population (NEST's ``ex``/``in`` channels, chosen by the weight's sign): one time
@@ -52,7 +52,11 @@ Time (checked on NEST 3.10 in ``tests/test_nest.py``):
   ``stdp_synapse`` (``mu_plus = mu_minus = 0`` or ``1``, ``lambda = a_plus / w_max`` or ``a_plus``,
   ``alpha = a_minus / a_plus``, ``tau_minus`` on the target neurons) and PyNN's ``SpikePairRule`` with
   ``Additive``/``MultiplicativeWeightDependence``; NEST's traces use exact spike times and dendritic
-  delays, so weights agree in distribution, not to the bit. ``w_min != 0`` is refused (NEST clips at 0).
+  delays (the synaptic delay counts as dendritic), and NEST applies a synapse's potentiation only when its
+  next presynaptic spike arrives: weights read after the run lack the pairs of postsynaptic spikes after
+  each synapse's last presynaptic spike. ``w_min != 0`` is refused (NEST clips at 0), and so is STDP onto
+  delta-synapse cells in PyNN (pyNN.nest scales STDP's ``w_max`` by 1000 but not their mV weights).
+  Native NEST scripts save the plastic weights (:func:`read_results` ``"weights"``), PyNN scripts too.
 
 Example:
     >>> import tempfile, pathlib, neuro
@@ -596,6 +600,7 @@ for dr in SPEC["drives"]:
     w = dr["pynn_weight"]
     sim.Projection(gen, p, sim.OneToOneConnector(), sim.StaticSynapse(weight=abs(w), delay=dt),
                    receptor_type="excitatory" if w >= 0 else "inhibitory")
+plastic = []
 for j in SPEC["projections"]:
     k = j["key"]
     src, tgt, w, d = A[f"{k}_src"], A[f"{k}_tgt"], A[f"{k}_pynn_w"], A[f"{k}_d"]
@@ -612,8 +617,11 @@ for j in SPEC["projections"]:
                 weight_dependence=dep(w_min=0.0, w_max=st["w_max_pynn"]), weight=0.0, delay=dt)
         else:
             syn = sim.StaticSynapse()
-        sim.Projection(pops[j["pre"]], pops[j["post"]],
-                       sim.FromListConnector(conns, column_names=["weight", "delay"]), syn, receptor_type=receptor)
+        prj = sim.Projection(pops[j["pre"]], pops[j["post"]],
+                             sim.FromListConnector(conns, column_names=["weight", "delay"]), syn,
+                             receptor_type=receptor)
+        if j["stdp"] is not None:
+            plastic.append((j, prj))
 for key in SPEC["spike_monitors"]:
     pops[key].record("spikes")
 for sm in SPEC["state_monitors"]:
@@ -658,6 +666,13 @@ for sm in SPEC["state_monitors"]:
         res[f"state/{key}/times"] = np.repeat(t, sig.shape[1])
         res[f"state/{key}/ids"] = np.tile(ids[ch], len(t))
         res[f"state/{key}/v"] = np.asarray(sig.magnitude, np.float64).reshape(-1)
+for j, prj in plastic:  # plastic weights after the run (this rank's synapses), in neuro.sim's units
+    lst = np.asarray(prj.get("weight", format="list", gather=False), np.float64).reshape(-1, 3)
+    for col, name in ((0, "pre"), (1, "post")):
+        prev = res.get(f"weights/{j['key']}/{name}", np.zeros(0, np.int64))
+        res[f"weights/{j['key']}/{name}"] = np.concatenate([prev, lst[:, col].astype(np.int64)])
+    prev = res.get(f"weights/{j['key']}/w", np.zeros(0))
+    res[f"weights/{j['key']}/w"] = np.concatenate([prev, np.abs(lst[:, 2]) / j["pynn_wscale"]])
 sim.end()
 save(res, rank, n_proc)
 '''
@@ -720,7 +735,12 @@ def _pynn_spec(plan: _Plan) -> None:
         plan.arrays[f"{j['key']}_pynn_w"] = plan.arrays[f"{j['key']}_w"] * post["pynn"]["w_scale"]
         # current synapses keep their sign on the inhibitory receptor; conductances are positive
         j["signed"] = post["model"] in ("iaf_psc_exp", "iaf_psc_delta", "izhikevich")
+        j["pynn_wscale"] = j["wscale"] * post["pynn"]["w_scale"]
         if j["stdp"] is not None:
+            if post["model"] in ("iaf_psc_delta", "izhikevich"):
+                raise ValueError(f"projection {j['name']!r}: STDP onto {post['name']!r} ({post['model']}, delta "
+                                 "synapses): pyNN.nest scales STDP's w_max by 1000 but not these cells' mV weights; "
+                                 "use exponential synapses or Network.to_nest")
             j["stdp"]["w_max_pynn"] = j["stdp"]["Wmax"] * post["pynn"]["w_scale"]
     for dr in spec["drives"]:
         dr["pynn_weight"] = dr["weight"] * by_key[dr["pop"]]["pynn"]["w_scale"]
@@ -766,7 +786,7 @@ def read_results(script, out: str | None = None) -> dict:
     """Gather the per-rank result files of a script written by :func:`to_nest` / :func:`to_pynn`.
 
     Returns ``{"spikes": {name: (times_ms, ids)}, "state": {name: (times_ms, ids, v)}, "weights": {projection:
-    (pre, post, w)} (plastic projections, native NEST scripts, neuro.sim's units), "simulate_s": max over ranks,
+    (pre, post, w)} (plastic projections, neuro.sim's units), "simulate_s": max over ranks,
     "build_s": ..., "ranks": K}`` with times in neuro.sim's convention (the engine's stamps minus
     ``dt``) and ids local to each population or source (names as in the network).
     """
