@@ -258,7 +258,8 @@ def _check_x(x, name: str = "x") -> np.ndarray:
     if x.dtype != np.float32:
         if x.dtype == bool or x.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a float array, got dtype {x.dtype}")
-        x = x.astype(np.float32)
+        with np.errstate(over="ignore"):
+            x = x.astype(np.float32)
     if x.size and not np.isfinite(x.sum(dtype=np.float64)) and not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values (in float32, |x| <= 3.4e38)")
     return np.ascontiguousarray(x)
@@ -269,7 +270,8 @@ def _check_float(a, name: str) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype == bool or a.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a float array, got dtype {a.dtype}")
-    a = np.ascontiguousarray(a, np.float32)
+    with np.errstate(over="ignore"):
+        a = np.ascontiguousarray(a, np.float32)
     if a.size and not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or infinite values (in float32)")
     return a

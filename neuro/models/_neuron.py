@@ -109,7 +109,8 @@ class NeuronModel:
             raise ValueError(f"current must have shape [T, N] (time-major), got shape {x.shape}")
         if x.dtype == bool or x.dtype.kind not in "iuf":
             raise TypeError(f"current must be a float array, got dtype {x.dtype}")
-        x = x.astype(np.float32)  # finiteness is checked in float32: 1e39 overflows to inf here
+        with np.errstate(over="ignore"):
+            x = x.astype(np.float32)  # finiteness is checked in float32: 1e39 overflows to inf here
         if not np.all(np.isfinite(x)):
             raise ValueError("current contains NaN or infinite values (in float32, |x| <= 3.4e38)")
         dt = _checks.check_dt(dt)

@@ -117,8 +117,8 @@ class SpikingNeuron(nn.Module):
         T, B, sample = x.shape[0], x.shape[1], tuple(x.shape[2:])
         params = self._rows(self.kernel_params(), self.dynamics.params, sample, B, x.device)
         init = self._rows(self.initial_state(), self.dynamics.state, sample, B, x.device)
-        spikes, states = neuron_scan(self.dynamics, x.reshape(T, -1), params, init, self.options(), self.surrogate,
-                                     self.dt, record=return_v)
+        spikes, states = neuron_scan(self.dynamics, x.reshape(T, B * math.prod(sample)), params, init,
+                                     self.options(), self.surrogate, self.dt, record=return_v)
         spikes = spikes.reshape(x.shape)
         if not return_v:
             return spikes

@@ -358,7 +358,10 @@ class Network:
             if not hasattr(connector, "weights"):
                 raise ValueError(f"weight is required for {type(connector).__name__}")
             weight = connector.weights
-        w = _checks.check_float_array("weight", weight)
+        w = np.asarray(weight)
+        if w.dtype.kind == "f" and np.isnan(w).any():
+            raise ValueError("weight contains NaN values")
+        w = _checks.check_float_array("weight", w)
         if w.size not in (1, n_syn):
             raise ValueError(f"weight has {w.size} values for {n_syn} synapses (give 1 or {n_syn})")
         d = _checks.check_float_array("delay", self.dt if delay is None else delay)
