@@ -14,7 +14,7 @@ Run it with the library importable (see README.md in this folder for the venvs):
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.metadata
 import json
 import os
 import sys
@@ -301,6 +301,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    import importlib.metadata  # noqa: F401
-
     raise SystemExit(main())
