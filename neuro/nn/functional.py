@@ -74,6 +74,8 @@ class _NeuronScan(torch.autograd.Function):
         return (_from_array(g_x, x), _from_array(g_p, x), _from_array(g_init, x), None, None, None, None, None)
 
 
+# torch.compile: one clean graph break here instead of dynamo tracing into numba (tests/test_torch_compile.py)
+@torch.compiler.disable
 def neuron_scan(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: torch.Tensor, options,
                 surrogate=None, dt: float = 1.0, record: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``dyn`` over ``T`` steps in one fused kernel call; differentiable w.r.t. ``x``, ``params``, ``init``.
