@@ -384,6 +384,11 @@ class Loihi2(Target):
                                  "24-bit current u; simulate reports whether it happens")
 
     # ------------------------------------------------------------------ Target interface
+    def quantize(self, graph: nir.NIRGraph) -> nir.NIRGraph:
+        """Not offered: a float graph with rounded weights is not what the chip computes (hard reset, one step
+        of delay a layer, truncating 24-bit arithmetic). Use :meth:`simulate` (the bit-accurate model)."""
+        raise NotImplementedError("Loihi2.quantize: use simulate(graph, x), the bit-accurate netx/Lava model")
+
     def fit(self, graph: nir.NIRGraph) -> FitReport:
         rep = FitReport(self.name)
         plan = self._plan(graph, rep, self.input_bits, self.input_max)

@@ -206,3 +206,26 @@ def test_threshold_beyond_17_bits_is_a_violation():
     rep = get("loihi2").fit(neuro.to_nir(net, (2,)))
     # vThMant <= 2**17 - 1 bounds the layer scale to 2**-3 (1e6 * 2**-3 = 125000), where 0.5 rounds to 0
     assert not rep.fits and "all round to 0" in str(rep)
+
+
+def test_converted_digits_cnn_bit_accurate_accuracy_within_two_points():
+    """The demo's converted CNN, converted for the chip (hard reset, no initial membrane, bias shift
+    threshold/T per step), run bit-accurately from its netx file at T=16: within 2 points of the float SNN of
+    the default conversion, and within 1 point of its own float model."""
+    import digits_models as dm
+
+    torch.manual_seed(0)
+    xtr, ytr, xte, yte = dm.digits_split()
+    ann = dm.train(dm.cnn("avg"), xtr, ytr, epochs=10)  # the demo trains 30 epochs; 10 keep the test short
+    T = 16
+    x = xte.unsqueeze(0).expand(T, *xte.shape)
+    snn = neuro.convert.ann_to_snn(ann, xtr[:512], progress=False)
+    chip_snn = neuro.convert.ann_to_snn(ann, xtr[:512], progress=False, reset="zero", v_init=0.0,
+                                        bias_shift_timesteps=T // 2)
+    with torch.no_grad():
+        full = float((snn(x).sum(0).argmax(-1) == yte).float().mean())
+        own = float((chip_snn(x).sum(0).argmax(-1) == yte).float().mean())
+    graph = neuro.to_nir(chip_snn, (1, 8, 8))
+    assert get("loihi2").fit(graph).fits
+    chip = get("loihi2").accuracy(graph, xte, yte, T)
+    assert full - chip <= 0.02 and abs(own - chip) <= 0.01, (full, own, chip)
