@@ -21,7 +21,7 @@ from types import ModuleType
 
 import numba
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: loading a kernel may load the model module it imports
 _LOADED: dict[str, ModuleType] = {}
 
 

@@ -15,9 +15,10 @@ Example:
 
 from neuro.nn import losses
 from neuro.nn.base import SpikingNeuron
+from neuro.nn.equation_neuron import Neuron
 from neuro.nn.functional import neuron_scan
 from neuro.nn.layers import Flatten, TimeDistributed
 from neuro.nn.neurons import ALIF, IF, LI, LIF, RLIF, CubaLIF
 
-__all__ = ["LIF", "IF", "LI", "CubaLIF", "ALIF", "RLIF", "TimeDistributed", "Flatten", "SpikingNeuron",
+__all__ = ["LIF", "IF", "LI", "CubaLIF", "ALIF", "RLIF", "Neuron", "TimeDistributed", "Flatten", "SpikingNeuron",
            "neuron_scan", "losses"]

@@ -1,0 +1,315 @@
+"""neuro.models.Equations against independent references: the analytic LIF solution, plain NumPy integrators
+of the same equations and method written here, torch autograd of the same discrete update for the generated
+backward step, neuro.sim running the model in a network, training on digits, and errors that name the line
+and the symbol. (Brian2's own spikes: tests/test_equations_brian2.py.)"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import neuro
+from neuro.models import EquationError, Equations
+
+DT = 0.1
+
+
+def test_user_lif_exact_follows_the_analytic_solution():
+    # tau dv/dt = El - v + R I with constant I: v(t) = v_inf + (v0 - v_inf) exp(-t/tau) until the threshold
+    m = Equations("dv/dt = (El - v + R*I) / tau : volt", threshold="v > v_th", reset="v = El",
+                  El=-65.0, R=10.0, tau=20.0, v_th=-50.0, initial={"v": -65.0})
+    T = 3000
+    res = m.simulate(np.full((T, 1), 2.0, np.float32), dt=DT)  # v_inf = -45 mV
+    t = DT * np.arange(1, T + 1)
+    t_star = -20.0 * math.log((-45.0 + 50.0) / (-45.0 + 65.0))  # first crossing of -50 mV
+    first = int(np.nonzero(res.spikes[:, 0])[0][0])
+    assert first == math.floor(t_star / DT + 1e-9), (first, t_star / DT)  # first step whose end lies past t*
+    analytic = -45.0 + (-20.0) * np.exp(-t[:first] / 20.0)
+    np.testing.assert_allclose(res.v[:first, 0], analytic, atol=2e-4)
+    isi = np.diff(np.nonzero(res.spikes[:, 0])[0])
+    assert np.all(np.abs(isi - t_star / DT) <= 1)  # every interval is the same crossing again
+
+
+def _adaptive(method):
+    return Equations("""
+        dv/dt = (El - v + R*I - R*w) / tau_m : volt
+        dw/dt = (a*(v - El) - w) / tau_w : amp
+    """, threshold="v > v_th", reset="v = v_reset; w += b", method=method, El=-65.0, R=100.0, tau_m=10.0,
+        v_th=-50.0, v_reset=-70.0, a=0.002, b=0.02, tau_w=100.0, initial={"v": -65.0})
+
+
+def _current(T, N, seed=0):
+    rng = np.random.default_rng(seed)
+    return (0.2 + 0.1 * np.linspace(-1, 1, N) + 0.05 * rng.standard_normal((T, N))).astype(np.float32)
+
+
+def test_coupled_adaptive_lif_exact_equals_numpy_propagator():
+    I = _current(4000, 6)
+    res = _adaptive("exact").simulate(I, dt=DT)
+    # NumPy reference: the same linear system's propagator by eigen-decomposition (not the library's expm)
+    El, R, tm, a, tw = -65.0, 100.0, 10.0, 0.002, 100.0
+    A = np.array([[-1 / tm, -R / tm], [a / tw, -1 / tw]])
+    lam, V = np.linalg.eig(A)
+    P = (V @ np.diag(np.exp(lam * DT)) @ np.linalg.inv(V)).real
+    # x = [v - El, w]: x' = A x + [R I / tm, 0]; with I held, x_new = P x + A^-1 (P - 1) b
+    G = np.linalg.solve(A, P - np.eye(2))
+    x = np.tile(np.array([0.0, 0.0])[:, None], (1, I.shape[1]))
+    spikes = np.zeros_like(I)
+    for k in range(I.shape[0]):
+        x = P @ x + G @ np.vstack([R * I[k] / tm, np.zeros(I.shape[1])])
+        fired = x[0] + El > -50.0
+        spikes[k] = fired
+        x[0, fired] = -70.0 - El
+        x[1, fired] += 0.02
+    assert spikes.sum() > 50
+    assert np.array_equal(res.spikes, spikes)
+
+
+@pytest.mark.parametrize("method", ["euler", "rk2", "rk4"])
+def test_adaptive_lif_explicit_methods_equal_numpy(method):
+    I = _current(3000, 6, seed=1)
+    res = _adaptive(method).simulate(I, dt=DT)
+    El, R, tm, a, tw = -65.0, 100.0, 10.0, 0.002, 100.0
+
+    def f(v, w, i):
+        return (El - v + R * i - R * w) / tm, (a * (v - El) - w) / tw
+
+    v, w = np.full(I.shape[1], -65.0), np.zeros(I.shape[1])
+    spikes = np.zeros_like(I)
+    for k in range(I.shape[0]):
+        i = I[k].astype(np.float64)
+        if method == "euler":
+            dv, dw = f(v, w, i)
+            v, w = v + DT * dv, w + DT * dw
+        elif method == "rk2":
+            k1 = f(v, w, i)
+            k2 = f(v + DT / 2 * k1[0], w + DT / 2 * k1[1], i)
+            v, w = v + DT * k2[0], w + DT * k2[1]
+        else:
+            k1 = f(v, w, i)
+            k2 = f(v + DT / 2 * k1[0], w + DT / 2 * k1[1], i)
+            k3 = f(v + DT / 2 * k2[0], w + DT / 2 * k2[1], i)
+            k4 = f(v + DT * k3[0], w + DT * k3[1], i)
+            v = v + DT / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
+            w = w + DT / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+        fired = v > -50.0
+        spikes[k] = fired
+        v = np.where(fired, -70.0, v)
+        w = np.where(fired, w + 0.02, w)
+    assert spikes.sum() > 50
+    ours, ref = [np.nonzero(s)[0] for s in res.spikes.T], [np.nonzero(s)[0] for s in spikes.T]
+    assert all(len(a) == len(b) and np.all(np.abs(a - b) <= 1) for a, b in zip(ours, ref, strict=True))
+
+
+def test_hodgkin_huxley_exponential_euler_equals_numpy():
+    eqs = """
+        dv/dt = (gl*(El-v) - g_na*(m*m*m)*h*(v-ENa) - g_kd*(n*n*n*n)*(v-EK) + I)/Cm : volt
+        dm/dt = alpha_m*(1-m)-beta_m*m : 1
+        dn/dt = alpha_n*(1-n)-beta_n*n : 1
+        dh/dt = alpha_h*(1-h)-beta_h*h : 1
+        alpha_m = 0.32*(mV**-1)*4*mV/exprel((13.*mV-v+VT)/(4*mV))/ms : Hz
+        beta_m = 0.28*(mV**-1)*5*mV/exprel((v-VT-40.*mV)/(5*mV))/ms : Hz
+        alpha_h = 0.128*exp((17.*mV-v+VT)/(18.*mV))/ms : Hz
+        beta_h = 4./(1+exp((40.*mV-v+VT)/(5.*mV)))/ms : Hz
+        alpha_n = 0.032*(mV**-1)*5*mV/exprel((15.*mV-v+VT)/(5.*mV))/ms : Hz
+        beta_n = .5*exp((10.*mV-v+VT)/(40.*mV))/ms : Hz
+    """
+    p = dict(gl=0.01, El=-60.0, g_na=20.0, ENa=50.0, g_kd=6.0, EK=-90.0, Cm=0.2, VT=-63.0)
+    init = dict(v=-65.0, m=0.05, n=0.3, h=0.6)
+    m = Equations(eqs, threshold="v > -20*mV", refractory="v > -20*mV", method="exponential_euler", initial=init,
+                  **p)
+    I = np.tile(np.linspace(0.2, 0.8, 4, dtype=np.float32), (3000, 1))
+    res = m.simulate(I, dt=DT)
+
+    def exprel(x):
+        return np.where(x == 0, 1.0, np.expm1(x) / np.where(x == 0, 1.0, x))
+
+    v, mm, n, h = (np.full(4, init[k]) for k in "vmnh")
+    spikes, refr = np.zeros((3000, 4)), np.zeros(4, bool)
+    VT = p["VT"]
+    for k in range(3000):
+        refr = v > -20.0  # refractory while the condition holds at the start of the step
+        am = 0.32 * 4 / exprel((13 - v + VT) / 4)
+        bm = 0.28 * 5 / exprel((v - VT - 40) / 5)
+        ah = 0.128 * np.exp((17 - v + VT) / 18)
+        bh = 4 / (1 + np.exp((40 - v + VT) / 5))
+        an = 0.032 * 5 / exprel((15 - v + VT) / 5)
+        bn = 0.5 * np.exp((10 - v + VT) / 40)
+        # each variable: x' = A x + B, x <- -B/A + (x + B/A) exp(A dt), A and B from the old state
+        gna, gk = p["g_na"] * mm ** 3 * h, p["g_kd"] * n ** 4
+        A = -(p["gl"] + gna + gk) / p["Cm"]
+        B = (p["gl"] * p["El"] + gna * p["ENa"] + gk * p["EK"] + I[k]) / p["Cm"]
+        v_new = -B / A + (v + B / A) * np.exp(A * DT)
+        mm, n, h = ((a / (a + b)) + (x - a / (a + b)) * np.exp(-(a + b) * DT) for x, a, b in
+                    ((mm, am, bm), (n, an, bn), (h, ah, bh)))
+        v = v_new
+        spikes[k] = (v > -20.0) & ~refr
+    assert spikes.sum() >= 20
+    ours, ref = [np.nonzero(s)[0] for s in res.spikes.T], [np.nonzero(s)[0] for s in spikes.T]
+    assert all(len(a) == len(b) and np.all(np.abs(a - b) <= 1) for a, b in zip(ours, ref, strict=True))
+
+
+def test_refractory_timing_brian2_and_nest():
+    # strong drive: the neuron fires as soon as it may; the period is the frozen updates plus one
+    kw = dict(threshold="v > 1", reset="v = 0", refractory=2.0, tau=1.0)
+    eq = "dv/dt = I / tau : 1 (unless refractory)"
+    I = np.full((400, 1), 1e3, np.float32)
+    brian = np.nonzero(Equations(eq, **kw).simulate(I, dt=DT).spikes[:, 0])[0]
+    nest = np.nonzero(Equations(eq, refractory_timing="nest", **kw).simulate(I, dt=DT).spikes[:, 0])[0]
+    assert set(np.diff(brian)) == {20} and set(np.diff(nest)) == {21}  # 19 and 20 frozen updates
+
+
+def _torch_reference(x, tau_m, a, b, v_th, slope=2.0):
+    """The adaptive LIF's Euler step and reset written out in torch, with the atan surrogate."""
+
+    class Spike(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, u):
+            ctx.save_for_backward(u)
+            return (u > 0).float()
+
+        @staticmethod
+        def backward(ctx, g):
+            (u,) = ctx.saved_tensors
+            return g * (slope / 2) / (1 + (math.pi * slope / 2 * u) ** 2)
+
+    v = torch.zeros(x.shape[1:])
+    w = torch.zeros(x.shape[1:])
+    out = []
+    for t in range(x.shape[0]):
+        v_i = v + 1.0 * ((-v - w + x[t]) / tau_m)
+        w_i = w + 1.0 * ((a * v - w) / 20.0)
+        s = Spike.apply(v_i - v_th)
+        v = v_i + s * (0.0 - v_i)
+        w = w_i + s * (w_i + b - w_i)
+        out.append(s)
+    return torch.stack(out), v
+
+
+def test_gradients_of_a_user_model_equal_torch_autograd():
+    model = Equations("""
+        dv/dt = (-v - w + I) / tau_m : volt
+        dw/dt = (a*v - w) / (20*ms) : amp
+    """, threshold="v > v_th", reset="v = 0; w += b", method="euler", tau_m=4.0, a=0.3, b=0.2, v_th=1.0)
+    layer = neuro.nn.Neuron(model, surrogate=neuro.surrogate.atan(2.0), learn=("tau_m", "a", "b", "v_th"), dt=1.0)
+    torch.manual_seed(0)
+    x = (torch.rand(40, 3, 7) * 3).requires_grad_()
+    w_out = torch.randn(40, 3, 7)
+    spikes = layer(x)
+    (spikes * w_out).sum().backward()
+    ps = {k: torch.tensor(float(getattr(layer, k)), requires_grad=True) for k in ("tau_m", "a", "b", "v_th")}
+    x2 = x.detach().clone().requires_grad_()
+    ref, _ = _torch_reference(x2, ps["tau_m"], ps["a"], ps["b"], ps["v_th"])
+    (ref * w_out).sum().backward()
+    assert torch.equal(spikes, ref) and spikes.sum() > 50
+    scale = x2.grad.abs().max()
+    assert (x.grad - x2.grad).abs().max() <= 1e-5 * scale
+    for k, p in ps.items():
+        g = getattr(layer, k).grad
+        assert abs(float(g) - float(p.grad)) <= 1e-5 * max(1.0, abs(float(p.grad))), (k, float(g), float(p.grad))
+
+
+def test_exact_model_gradient_reaches_tau_through_the_propagator():
+    model = Equations("dv/dt = (-v + I) / tau : volt", threshold="v > 0.5", reset="v = 0", tau=5.0)
+    layer = neuro.nn.Neuron(model, learn=("tau",), surrogate=neuro.surrogate.atan(2.0), dt=1.0)
+    torch.manual_seed(1)
+    x = torch.rand(30, 2, 5)
+    w_out = torch.randn(30, 2, 5)
+    (layer(x) * w_out).sum().backward()
+    tau = torch.tensor(5.0, dtype=torch.float64, requires_grad=True)
+
+    class Spike(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, u):
+            ctx.save_for_backward(u)
+            return (u > 0).to(u.dtype)
+
+        @staticmethod
+        def backward(ctx, g):
+            (u,) = ctx.saved_tensors
+            return g * 1.0 / (1 + (math.pi * u) ** 2)
+
+    decay = torch.exp(-1.0 / tau)  # exact: v <- v decay + (1 - decay) I
+    v, loss = torch.zeros(2, 5, dtype=torch.float64), 0
+    for t in range(30):
+        v = v * decay + (1 - decay) * x[t].double()
+        s = Spike.apply(v - 0.5)
+        v = v * (1 - s)
+        loss = loss + (s * w_out[t].double()).sum()
+    loss.backward()
+    assert abs(float(layer.tau.grad) - float(tau.grad)) <= 1e-4 * max(1.0, abs(float(tau.grad)))
+
+
+def test_equation_model_runs_in_a_network_as_it_does_alone():
+    model = _adaptive("exact")
+    I = _current(2000, 5, seed=3)
+    alone = model.simulate(I, dt=DT)
+    net = neuro.sim.Network(dt=DT, seed=0)
+    pop = net.population(5, model, initial={"v": -65.0})
+    pop.inject_series(I)
+    mon = net.spike_monitor(pop)
+    net.run(2000 * DT)
+    got = np.zeros_like(alone.spikes)
+    got[np.round(mon.times / DT).astype(int), mon.ids] = 1
+    assert alone.spikes.sum() > 20 and np.array_equal(got, alone.spikes)
+
+
+def test_user_model_trains_on_digits():
+    from neuro import digits as dm
+    from neuro.nn import TimeDistributed as TD
+
+    torch.manual_seed(0)
+    xtr, ytr, xte, yte = dm.digits_split()
+    xtr, xte = xtr.flatten(1), xte.flatten(1)
+    model = Equations("""
+        dv/dt = (-v - w + I) / tau_m : volt
+        dw/dt = (a*v - w) / tau_w : amp
+    """, threshold="v > 1", reset="v = 0; w += b", method="exact", tau_m=5.0, tau_w=30.0, a=0.1, b=0.1)
+    net = torch.nn.Sequential(TD(torch.nn.Linear(64, 128)), neuro.nn.Neuron(model, learn=("tau_m",)),
+                              TD(torch.nn.Linear(128, 10)))
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    T = 12
+    for _ in range(12):
+        for i in range(0, len(xtr), 128):
+            x = xtr[i:i + 128].unsqueeze(0).expand(T, -1, -1)
+            loss = torch.nn.functional.cross_entropy(net(x).mean(0), ytr[i:i + 128])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        acc = float((net(xte.unsqueeze(0).expand(T, -1, -1)).mean(0).argmax(-1) == yte).float().mean())
+    assert acc >= 0.93, acc
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(equations="dv/dt = (-v + I) / tau + q : volt", tau=1.0), r"unknown symbol 'q' \(line 1"),
+    (dict(equations="dv/dt = (-v + I) / tau : volt", tau=1.0, threshold="u > 1"), r"unknown symbol 'u'"),
+    (dict(equations="dv/dt = (-v + I*w) / tau : volt", tau=1.0, w=1.0, reset="w = 0"),
+     r"assigns 'w', which is a parameter"),
+    (dict(equations="dv/dt = (v**2 + I) / tau : volt", tau=1.0, method="exact"),
+     r"'exact' cannot integrate line 1.*not linear in 'v'"),
+    (dict(equations="dv/dt = (-v + I) / tau : volt", tau=1.0, method="midpoint"), r"method must be one of"),
+    (dict(equations="dv/dt = foo(v) + I : volt"), r"unknown function 'foo'"),
+    (dict(equations="dv/dt = -v + I : volt\ndv/dt = I : volt"), r"'v' is defined twice"),
+    (dict(equations="dv/dt = -v + I : volt", tau=1.0), r"parameter 'tau' is not used"),
+    (dict(equations="dv/dt = -v + I"), r"no ': unit' annotation"),
+    (dict(equations="dv/dt = -v : volt"), r"input 'I' does not appear"),
+    (dict(equations="dv/dt = -v + I : volt", threshold="v + 1"), r"must be one comparison"),
+    (dict(equations="dv/dt = -v*exp(v) + I : volt", method="exponential_euler"), r"not linear in 'v' itself"),
+    (dict(equations="dv/dt = -v + I : volt (unless refractory)\nx = v*2 : volt\ny = x + z : volt\nz = y : volt"),
+     r"cycle"),
+])
+def test_bad_equations_name_the_line_and_symbol(kwargs, match):
+    kw = dict(threshold="v > 1")
+    kw.update(kwargs)
+    eq = kw.pop("equations")
+    with pytest.raises(EquationError, match=match):
+        Equations(eq, **kw)
+
+
+def test_nir_export_of_an_equation_model_says_what_has_no_nir_form():
+    m = Equations("dv/dt = (-v + I) / tau : volt", threshold="v > 1", tau=2.0)
+    net = torch.nn.Sequential(neuro.nn.TimeDistributed(torch.nn.Linear(3, 2)), neuro.nn.Neuron(m))
+    with pytest.raises((ValueError, TypeError), match="(?i)nir"):
+        neuro.to_nir(net, (3,))
