@@ -36,10 +36,14 @@ flatten -> dense, ``W'[o, c, h, w] = W[o, c, h // k, w // k] / k**2``. Anything 
 PilotNet tutorial, would quantise every pixel to a rate 1/n under the hard reset.)
 
 **What changes on the chip** (the fit report says it per layer): the reset is to 0 (subtractive resets are
-lost), each synaptic layer adds one step of delay (Lava buffers every Dense/Conv output), initial
+lost), each synaptic layer adds one step of delay (Lava buffers every Dense/Conv output), so a layer k
+synapses deep integrates k steps of its bias before the input reaches it unless it is cleared then (netx's
+``Network(path, reset_interval=T + L, reset_offset=1)``, which :meth:`Loihi2.simulate` models), initial
 membranes (``v_init``) are not in the format (the chip starts at 0), thresholds and decays are one value
-per layer. A non-spiking readout (a final synaptic layer without neurons, or LI) is emitted as CUBA
-neurons that integrate without firing (``vThMant = 2**17 - 1``); its voltage is the output.
+per layer. For converted networks, ``neuro.convert.ann_to_snn(..., reset="zero", v_init=0.0,
+bias_shift_timesteps=T // 2)`` targets this neuron. A non-spiking readout (a final synaptic layer without
+neurons, or LI) is emitted as CUBA neurons that integrate without firing (``vThMant = 2**17 - 1``); its
+voltage is the output.
 
 Chip limits: 128 neuro-cores, up to 1 M neurons and 120 M synapses per chip (Intel's Loihi 2 brief, a
 secondary source); 8192 neurons per core follows from those two numbers and is marked unverified.
@@ -415,7 +419,9 @@ class Loihi2(Target):
                 rep.violations.append(Violation("network", key, used, allowed))
         L = len(plan.layers)
         rep.notes.append(f"each synaptic layer adds one step of delay (Lava buffers Dense/Conv outputs): the output "
-                         f"at step t answers the input at step t - {L}")
+                         f"at step t answers the input at step t - {L}; run one sample per T + {L} steps with "
+                         f"netx Network(path, reset_interval=T + {L}, reset_offset=1) so each layer starts from 0 "
+                         "when the sample reaches it (else layer k integrates k steps of bias first)")
         rep.notes.append("thresholds and decays are one value per layer (vThMant, iDecay, vDecay); weights, threshold "
                          "and bias of a layer share one integer scale")
         if plan.input_bits is None:
