@@ -71,7 +71,9 @@ def ann_to_snn(model: nn.Module, calibration_data: torch.Tensor, *, threshold: s
         raise ValueError(f"output must be 'integrator' or 'spiking', got {output!r}")
     if reset not in ("subtract", "zero"):
         raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
-    _checks.check_choice("threshold", threshold, ("max", "percentile"))
+    if not isinstance(threshold, str) or threshold not in ("max", "percentile"):
+        raise (ValueError if isinstance(threshold, str) else TypeError)(
+            f"threshold method must be 'max' or 'percentile', got {threshold!r}")
     percentile = _checks.check_float("percentile", percentile, positive=True)
     channel_wise = _checks.check_bool("channel_wise", channel_wise)
     if bias_shift_timesteps is not None:
