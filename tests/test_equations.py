@@ -68,7 +68,7 @@ def test_coupled_adaptive_lif_exact_equals_numpy_propagator():
 
 @pytest.mark.parametrize("method", ["euler", "rk2", "rk4"])
 def test_adaptive_lif_explicit_methods_equal_numpy(method):
-    I = _current(3000, 6, seed=1)
+    I = _current(3000, 6, seed=1) + np.float32(0.05)
     res = _adaptive(method).simulate(I, dt=DT)
     El, R, tm, a, tw = -65.0, 100.0, 10.0, 0.002, 100.0
 
@@ -268,18 +268,20 @@ def test_user_model_trains_on_digits():
     """, threshold="v > 1", reset="v = 0; w += b", method="exact", tau_m=5.0, tau_w=30.0, a=0.1, b=0.1)
     net = torch.nn.Sequential(TD(torch.nn.Linear(64, 128)), neuro.nn.Neuron(model, learn=("tau_m",)),
                               TD(torch.nn.Linear(128, 10)))
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    T = 12
-    for _ in range(12):
-        for i in range(0, len(xtr), 128):
-            x = xtr[i:i + 128].unsqueeze(0).expand(T, -1, -1)
-            loss = torch.nn.functional.cross_entropy(net(x).mean(0), ytr[i:i + 128])
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    T, g = 12, torch.Generator().manual_seed(0)
+    for _ in range(10):
+        perm = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(xtr), 32):
+            idx = perm[i:i + 32]
+            loss = torch.nn.functional.cross_entropy(net(xtr[idx].unsqueeze(0).expand(T, -1, -1)).mean(0), ytr[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
     with torch.no_grad():
         acc = float((net(xte.unsqueeze(0).expand(T, -1, -1)).mean(0).argmax(-1) == yte).float().mean())
-    assert acc >= 0.93, acc
+    assert float(net[1].tau_m) != 5.0  # the time constant was trained
+    assert acc >= 0.94, acc  # 95.4% measured after 8 epochs
 
 
 @pytest.mark.parametrize("kwargs, match", [

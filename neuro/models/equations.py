@@ -1063,7 +1063,8 @@ class Equations(NeuronModel):
             if "_t_ref" in kparams:
                 body.append(f"{ind}_gp__t_ref = _ZERO")
         body.append(f"    return {', '.join(ret_names)}")
-        src = ["import numba", "import numpy as np", "", *lines, pool.source(), _HELPERS, "",
+        rhs_import = [f"from {self._module_name} import _rhs"] if self.method in ("euler", "rk2", "rk4") else []
+        src = ["import numba", "import numpy as np", *rhs_import, "", *lines, pool.source(), _HELPERS, "",
                "def make_backward(surrogate):", '    @numba.njit(inline="always")', f"    def backward({args}):"]
         src += ["    " + ln if ln else ln for ln in "\n".join(body).split("\n")]
         src += ["    return backward", ""]
@@ -1117,6 +1118,7 @@ class Equations(NeuronModel):
         self._key = hashlib.sha1(key_text.encode()).hexdigest()[:16]
         _REGISTRY[self._key] = self
         module = load(f"eqmodel_{self._key}", self._source())
+        self._module_name = module.__name__
         return Dynamics(name=f"eq_{self._key}", state=tuple(self._kernel_state()),
                         params=tuple(self._kernel_params()), options=(), step=module.step,
                         make_backward=module.make_backward, membrane=self._a.thr[0].text.strip()
