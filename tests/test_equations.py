@@ -45,8 +45,8 @@ def _current(T, N, seed=0):
 
 
 def test_coupled_adaptive_lif_exact_equals_numpy_propagator():
-    I = _current(4000, 6)
-    res = _adaptive("exact").simulate(I, dt=DT)
+    cur = _current(4000, 6)
+    res = _adaptive("exact").simulate(cur, dt=DT)
     # NumPy reference: the same linear system's propagator by eigen-decomposition (not the library's expm)
     El, R, tm, a, tw = -65.0, 100.0, 10.0, 0.002, 100.0
     A = np.array([[-1 / tm, -R / tm], [a / tw, -1 / tw]])
@@ -54,10 +54,10 @@ def test_coupled_adaptive_lif_exact_equals_numpy_propagator():
     P = (V @ np.diag(np.exp(lam * DT)) @ np.linalg.inv(V)).real
     # x = [v - El, w]: x' = A x + [R I / tm, 0]; with I held, x_new = P x + A^-1 (P - 1) b
     G = np.linalg.solve(A, P - np.eye(2))
-    x = np.tile(np.array([0.0, 0.0])[:, None], (1, I.shape[1]))
-    spikes = np.zeros_like(I)
-    for k in range(I.shape[0]):
-        x = P @ x + G @ np.vstack([R * I[k] / tm, np.zeros(I.shape[1])])
+    x = np.tile(np.array([0.0, 0.0])[:, None], (1, cur.shape[1]))
+    spikes = np.zeros_like(cur)
+    for k in range(cur.shape[0]):
+        x = P @ x + G @ np.vstack([R * cur[k] / tm, np.zeros(cur.shape[1])])
         fired = x[0] + El > -50.0
         spikes[k] = fired
         x[0, fired] = -70.0 - El
@@ -68,17 +68,17 @@ def test_coupled_adaptive_lif_exact_equals_numpy_propagator():
 
 @pytest.mark.parametrize("method", ["euler", "rk2", "rk4"])
 def test_adaptive_lif_explicit_methods_equal_numpy(method):
-    I = _current(3000, 6, seed=1) + np.float32(0.05)
-    res = _adaptive(method).simulate(I, dt=DT)
+    cur = _current(3000, 6, seed=1) + np.float32(0.05)
+    res = _adaptive(method).simulate(cur, dt=DT)
     El, R, tm, a, tw = -65.0, 100.0, 10.0, 0.002, 100.0
 
     def f(v, w, i):
         return (El - v + R * i - R * w) / tm, (a * (v - El) - w) / tw
 
-    v, w = np.full(I.shape[1], -65.0), np.zeros(I.shape[1])
-    spikes = np.zeros_like(I)
-    for k in range(I.shape[0]):
-        i = I[k].astype(np.float64)
+    v, w = np.full(cur.shape[1], -65.0), np.zeros(cur.shape[1])
+    spikes = np.zeros_like(cur)
+    for k in range(cur.shape[0]):
+        i = cur[k].astype(np.float64)
         if method == "euler":
             dv, dw = f(v, w, i)
             v, w = v + DT * dv, w + DT * dw
@@ -119,8 +119,8 @@ def test_hodgkin_huxley_exponential_euler_equals_numpy():
     init = dict(v=-65.0, m=0.05, n=0.3, h=0.6)
     m = Equations(eqs, threshold="v > -20*mV", refractory="v > -20*mV", method="exponential_euler", initial=init,
                   **p)
-    I = np.tile(np.linspace(0.2, 0.8, 4, dtype=np.float32), (3000, 1))
-    res = m.simulate(I, dt=DT)
+    cur = np.tile(np.linspace(0.2, 0.8, 4, dtype=np.float32), (3000, 1))
+    res = m.simulate(cur, dt=DT)
 
     def exprel(x):
         return np.where(x == 0, 1.0, np.expm1(x) / np.where(x == 0, 1.0, x))
@@ -139,7 +139,7 @@ def test_hodgkin_huxley_exponential_euler_equals_numpy():
         # each variable: x' = A x + B, x <- -B/A + (x + B/A) exp(A dt), A and B from the old state
         gna, gk = p["g_na"] * mm ** 3 * h, p["g_kd"] * n ** 4
         A = -(p["gl"] + gna + gk) / p["Cm"]
-        B = (p["gl"] * p["El"] + gna * p["ENa"] + gk * p["EK"] + I[k]) / p["Cm"]
+        B = (p["gl"] * p["El"] + gna * p["ENa"] + gk * p["EK"] + cur[k]) / p["Cm"]
         v_new = -B / A + (v + B / A) * np.exp(A * DT)
         mm, n, h = ((a / (a + b)) + (x - a / (a + b)) * np.exp(-(a + b) * DT) for x, a, b in
                     ((mm, am, bm), (n, an, bn), (h, ah, bh)))
@@ -154,9 +154,9 @@ def test_refractory_timing_brian2_and_nest():
     # strong drive: the neuron fires as soon as it may; the period is the frozen updates plus one
     kw = dict(threshold="v > 1", reset="v = 0", refractory=2.0, tau=1.0)
     eq = "dv/dt = I / tau : 1 (unless refractory)"
-    I = np.full((400, 1), 1e3, np.float32)
-    brian = np.nonzero(Equations(eq, **kw).simulate(I, dt=DT).spikes[:, 0])[0]
-    nest = np.nonzero(Equations(eq, refractory_timing="nest", **kw).simulate(I, dt=DT).spikes[:, 0])[0]
+    cur = np.full((400, 1), 1e3, np.float32)
+    brian = np.nonzero(Equations(eq, **kw).simulate(cur, dt=DT).spikes[:, 0])[0]
+    nest = np.nonzero(Equations(eq, refractory_timing="nest", **kw).simulate(cur, dt=DT).spikes[:, 0])[0]
     assert set(np.diff(brian)) == {20} and set(np.diff(nest)) == {21}  # 19 and 20 frozen updates
 
 
@@ -243,11 +243,11 @@ def test_exact_model_gradient_reaches_tau_through_the_propagator():
 
 def test_equation_model_runs_in_a_network_as_it_does_alone():
     model = _adaptive("exact")
-    I = _current(2000, 5, seed=3)
-    alone = model.simulate(I, dt=DT)
+    cur = _current(2000, 5, seed=3)
+    alone = model.simulate(cur, dt=DT)
     net = neuro.sim.Network(dt=DT, seed=0)
     pop = net.population(5, model, initial={"v": -65.0})
-    pop.inject_series(I)
+    pop.inject_series(cur)
     mon = net.spike_monitor(pop)
     net.run(2000 * DT)
     got = np.zeros_like(alone.spikes)

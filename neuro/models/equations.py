@@ -269,7 +269,8 @@ class _Expr:
         elif isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in _SYMPY_FUNCS:
                 fname = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
-                raise EquationError(f"{self.where}: unknown function {fname!r}; known: {', '.join(sorted(_SYMPY_FUNCS))}")
+                known = ", ".join(sorted(_SYMPY_FUNCS))
+                raise EquationError(f"{self.where}: unknown function {fname!r}; known: {known}")
             if node.keywords:
                 raise EquationError(f"{self.where}: keyword arguments are not supported in {ast.unparse(node)!r}")
             for a in node.args:
@@ -343,7 +344,8 @@ class _Expr:
                     and _int_literal(node.right) is not None:
                 return f"({self._code(node.left, pool, rename)} ** {_int_literal(node.right)})"
             ops = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
-            return f"({self._code(node.left, pool, rename)} {ops[type(node.op)]} {self._code(node.right, pool, rename)})"
+            left, right = self._code(node.left, pool, rename), self._code(node.right, pool, rename)
+            return f"({left} {ops[type(node.op)]} {right})"
         if isinstance(node, ast.UnaryOp):
             return f"(-{self._code(node.operand, pool, rename)})" if isinstance(node.op, ast.USub) \
                 else self._code(node.operand, pool, rename)
@@ -702,8 +704,8 @@ class Equations(NeuronModel):
     def coefficients(self, params: dict, dt: float, torch_module=None) -> dict:
         """Per-step kernel coefficients from physical parameters (numpy float64 arrays or torch tensors).
 
-        For ``exact`` these are the propagator entries minus the identity ``_E_i_j``, constant terms ``_q_i``, input gains
-        ``_r_i`` (and ``_Er_...`` for the refractory system when some variables are frozen); every physical
+        For ``exact`` these are the propagator entries minus the identity ``_E_i_j``, constant terms ``_q_i``,
+        input gains ``_r_i`` (and ``_Er_...`` for the refractory system when some variables are frozen); every physical
         parameter the step uses directly is passed through. Differentiable when given torch tensors.
         """
         import torch
