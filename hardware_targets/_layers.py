@@ -73,7 +73,13 @@ def _shape_after(node, shape):
 
 
 def chain(graph: nir.NIRGraph) -> tuple[list[Layer], list[str]]:
-    """Layers in order from the input, and the structural problems (branches, recurrence) found."""
+    """Layers in order from the input, and the structural problems (branches, recurrence) found.
+
+    The graph is first checked in full (:func:`neuro.io.check_graph`: NaN or infinite parameters, unknown
+    nodes, shape mismatches ...), so no target fits or writes a graph neuro-snn itself would refuse to run."""
+    from neuro.io import check_graph
+
+    check_graph(graph)
     preds, succ = defaultdict(list), defaultdict(list)
     for a, b in graph.edges:
         preds[b].append(a)

@@ -35,7 +35,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"energy per inference at T=8: {e['energy_snn_45nm_j']:.3g} J (45 nm) vs ANN "
           f"{e['energy_ann_45nm_j']:.3g} J; Loihi {e['energy_snn_loihi_j']:.3g} J")
     for name, r in summary["hardware"].items():
-        print(f"{name}: {'fits' if r['fits'] else 'does not fit'}, wrote {r['file']}")
+        print(f"{name}: {'fits' if r['fits'] else 'does not fit'}, wrote {r['file']}; accuracy at T=8 on the chip "
+              f"{r['chip_accuracy_T8']:.3f} (float SNN {r['float_snn_accuracy_T8']:.3f})")
     sim = summary["simulation"]
     print(f"CUBA simulation: {sim['neurons']} neurons, mean rate {sim['mean_rate_hz']:.1f} Hz")
     print(f"report and plots written to {args.out}/ (report.md, summary.json, *.png) in {summary['wall_s']:.0f} s")
