@@ -172,8 +172,6 @@ def test_wrapper_rejects_bad_arguments():
         to_neurobench(net)(torch.rand(3, 4))
 
 
-@pytest.mark.xfail(strict=True, reason="neuro/energy/counting.py is_neuron_layer takes any leaf module of neuro.nn "
-                   "for a neuron layer, neuro.nn.Flatten included (fix requested: isinstance SpikingNeuron)")
 def test_flatten_is_not_counted_as_neurons():
     net = nn.Sequential(neuro.nn.TimeDistributed(nn.Conv2d(1, 2, 3)), neuro.nn.LIF(beta=0.9), neuro.nn.Flatten(),
                         neuro.nn.TimeDistributed(nn.Linear(2 * 2 * 2, 3)), neuro.nn.LIF(beta=0.9))

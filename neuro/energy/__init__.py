@@ -13,7 +13,7 @@ Example:
     >>> from torch import nn
     >>> from neuro import energy
     >>> class Step(nn.Module):          # a stand-in spiking layer: spikes where the input is positive
-    ...     __module__ = "neuro.nn.example"
+    ...     counts_as_neuron = True
     ...     def forward(self, x):
     ...         return (x > 0).float()
     >>> model = nn.Sequential(nn.Linear(4, 3), Step())

@@ -48,11 +48,11 @@ class LayerCounts:
 
 
 def is_neuron_layer(module: nn.Module) -> bool:
-    """A leaf module of :mod:`neuro.nn` that integrates state over time (not a time-distributed wrapper)."""
-    mod = type(module).__module__
-    if not mod.startswith("neuro.nn"):
-        return False
-    return not any(True for _ in module.children())
+    """A spiking neuron layer: a :class:`neuro.nn.SpikingNeuron`, or any module that declares itself one with a
+    class attribute ``counts_as_neuron = True`` (a custom layer). Wrappers and reshapes (``Flatten``) are not."""
+    from neuro.nn.base import SpikingNeuron
+
+    return isinstance(module, SpikingNeuron) or getattr(type(module), "counts_as_neuron", False) is True
 
 
 def fanout_map(layer: nn.Module, sample_shape: tuple[int, ...]) -> torch.Tensor:
