@@ -47,6 +47,7 @@ answer the network input of step t - k.
 
 Example:
     >>> import numpy as np
+    >>> from neuro.hardware_targets.loihi2_reference import lif_step
     >>> u, v, s = lif_step(np.array([0]), np.array([0]), np.array([3]), i_decay=4096, v_decay=0, vth=2, bias=0)
     >>> int(u[0]), int(v[0]), bool(s[0])   # 3 << 6 = 192 > 2 << 6 = 128: spike, hard reset
     (192, 0, True)
@@ -200,6 +201,7 @@ class NetxNetwork:
 
     Example:
         >>> import tempfile, os, h5py, numpy as np
+        >>> from neuro.hardware_targets.loihi2_reference import load
         >>> path = os.path.join(tempfile.mkdtemp(), "tiny.net")
         >>> with h5py.File(path, "w") as f:
         ...     f["layer/0/type"] = b"input"; f["layer/0/shape"] = np.array([1, 1, 2])

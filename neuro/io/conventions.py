@@ -160,6 +160,7 @@ def exact_coefficients(tau, r, dt: float) -> tuple[np.ndarray, np.ndarray]:
 
     Example:
         >>> import numpy as np
+        >>> from neuro.io.conventions import exact_coefficients
         >>> decay, gain = exact_coefficients(np.array([5.0]), np.array([1.0]), 1.0)
         >>> bool(decay[0] + gain[0] == 1)
         True
@@ -182,6 +183,7 @@ class MultiSpike(nn.Module):
 
     Example:
         >>> import torch
+        >>> from neuro.io.conventions import MultiSpike
         >>> m = MultiSpike(decay=1.0, gain=1.0, v_leak=0.0, threshold=1.0, v_reset=0.0)
         >>> m(torch.tensor([[[2.5]], [[0.2]], [[0.4]]]))[:, 0, 0].tolist()
         [2.0, 0.0, 1.0]
