@@ -88,7 +88,12 @@ def _worker(out_dir: str) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo")
+    store = os.environ.get("NEURO_DDP_STORE")
+    if store:  # launched by the test: a file rendezvous, no TCP port to find or wait for
+        dist.init_process_group("gloo", init_method=f"file://{store}", rank=int(os.environ["RANK"]),
+                                world_size=int(os.environ["WORLD_SIZE"]))
+    else:  # launched by torchrun (env://), as the README shows
+        dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     per = BATCH // world
     try:
@@ -105,13 +110,25 @@ def _worker(out_dir: str) -> None:
 
 
 def _run_torchrun(out_dir: Path) -> float:
-    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={WORLD}",
-           str(Path(__file__).resolve()), str(out_dir)]
+    """Run ``WORLD`` worker processes of this file (what ``torchrun --nproc-per-node=WORLD`` starts), joined by a
+    file store, with gloo on the loopback interface (gloo otherwise resolves the host name to pick one)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", WORLD_SIZE=str(WORLD),
+               NEURO_DDP_STORE=str(out_dir / "store"), GLOO_SOCKET_IFNAME="lo")
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    if proc.returncode != 0:
-        raise AssertionError(f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), str(out_dir)],
+                              env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for r in range(WORLD)]
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=300)[0])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for r, (p, out) in enumerate(zip(procs, outs, strict=True)):
+        if p.returncode != 0:
+            raise AssertionError(f"DDP rank {r} failed ({p.returncode}):\n{out[-3000:]}")
     return time.perf_counter() - t0
 
 
@@ -141,3 +158,8 @@ def test_ddp_step_equals_single_process_on_concatenated_batch(tmp_path):
 
 if __name__ == "__main__":
     _worker(sys.argv[1])
+    # Results are written and the process group destroyed. About one run in five under pytest, a worker then hung
+    # in interpreter shutdown (py-spy: main thread idle on the line above, one native thread left, the cause not
+    # yet found; see the issue notes): leave without the teardown.
+    sys.stdout.flush()
+    os._exit(0)
