@@ -103,18 +103,9 @@ def test_adaptive_lif_explicit_methods_equal_numpy(method):
 
 
 def test_hodgkin_huxley_exponential_euler_equals_numpy():
-    eqs = """
-        dv/dt = (gl*(El-v) - g_na*(m*m*m)*h*(v-ENa) - g_kd*(n*n*n*n)*(v-EK) + I)/Cm : volt
-        dm/dt = alpha_m*(1-m)-beta_m*m : 1
-        dn/dt = alpha_n*(1-n)-beta_n*n : 1
-        dh/dt = alpha_h*(1-h)-beta_h*h : 1
-        alpha_m = 0.32*(mV**-1)*4*mV/exprel((13.*mV-v+VT)/(4*mV))/ms : Hz
-        beta_m = 0.28*(mV**-1)*5*mV/exprel((v-VT-40.*mV)/(5*mV))/ms : Hz
-        alpha_h = 0.128*exp((17.*mV-v+VT)/(18.*mV))/ms : Hz
-        beta_h = 4./(1+exp((40.*mV-v+VT)/(5.*mV)))/ms : Hz
-        alpha_n = 0.032*(mV**-1)*5*mV/exprel((15.*mV-v+VT)/(5.*mV))/ms : Hz
-        beta_n = .5*exp((10.*mV-v+VT)/(40.*mV))/ms : Hz
-    """
+    from test_equations_brian2 import CASES  # the Traub-Miles block of Brian2's COBAHH example
+
+    eqs = next(c["equations"] for c in CASES if c["name"] == "hh")
     p = dict(gl=0.01, El=-60.0, g_na=20.0, ENa=50.0, g_kd=6.0, EK=-90.0, Cm=0.2, VT=-63.0)
     init = dict(v=-65.0, m=0.05, n=0.3, h=0.6)
     m = Equations(eqs, threshold="v > -20*mV", refractory="v > -20*mV", method="exponential_euler", initial=init,
