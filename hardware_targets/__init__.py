@@ -5,8 +5,8 @@
 numbers), ``.emit(graph, path, force=False, overwrite=False)`` and ``.simulate(graph, x)``: what the chip's
 toolchain computes, from a model of it checked against that toolchain (Loihi 2: a bit-accurate model of
 lava-dl netx and Lava's fixed-point processes run on the emitted file; Speck: Sinabs' IAF on the emitted 8-bit
-file; Xylo: Rockpool's LIF, or XyloSim's integer arithmetic), never a float model. Energy per operation of each device lives in
-:mod:`neuro.hardware_targets.devices`.
+file; Xylo: Rockpool's LIF, or XyloSim's integer arithmetic), never a float model. Energy per operation of
+each device lives in :mod:`neuro.hardware_targets.devices`.
 
 Example:
     >>> from neuro import hardware_targets
