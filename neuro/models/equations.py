@@ -428,8 +428,8 @@ class _SympyPrinter:
             return out
         if f is None:
             raise EquationError(f"no code form for {type(e).__name__} (in {e}); this model cannot be trained")
-        return f"{f}({', '.join(self(a) for a in e.args[:1] if True)})" if isinstance(e, sp.Heaviside) \
-            else f"{f}({', '.join(self(a) for a in e.args)})"
+        args = e.args[:1] if isinstance(e, sp.Heaviside) else e.args  # Heaviside's second argument is H(0)
+        return f"{f}({', '.join(self(a) for a in args)})"
 
 
 _HELPERS = '''
@@ -927,7 +927,9 @@ class Equations(NeuronModel):
         outs = ", ".join(f"{prefix}_{s}" for s in names)
         return [f"{ind}{outs}{',' if len(names) == 1 else ''} = _rhs({', '.join(args)}, {rest})"]
 
-    def _threshold_and_reset(self, pool: _Consts) -> list[str]:
+    def _threshold_code(self, pool: _Consts, ind: str) -> tuple[list[str], str, dict[str, str]]:
+        """Lines evaluating the subexpressions the threshold and reset read at the integrated state, the
+        threshold condition as written, and the code names in force (shared by the forward and backward step)."""
         a = self._a
         L = []
         rename = {s: f"_i_{s}" for s in a.states}
@@ -943,12 +945,17 @@ class Equations(NeuronModel):
                 used |= a.exprs[name].names
         for name in a.subs:  # evaluated at the new state
             if name in used:
-                L.append(f"    _t_{name} = {a.exprs[name].code(pool, rename)}")
+                L.append(f"{ind}_t_{name} = {a.exprs[name].code(pool, rename)}")
                 rename[name] = f"_t_{name}"
         lhs, op, rhs = a.thr
+        return L, f"{lhs.code(pool, rename)} {op} {rhs.code(pool, rename)}", rename
+
+    def _threshold_and_reset(self, pool: _Consts) -> list[str]:
+        a = self._a
+        L, cond, rename = self._threshold_code(pool, "    ")
         L += [f"    _n_{s} = _i_{s}" for s in a.states]
         L.append("    _spk = _ZERO")
-        L.append(f"    if _nr > _ZERO and {lhs.code(pool, rename)} {op} {rhs.code(pool, rename)}:")
+        L.append(f"    if _nr > _ZERO and {cond}:")
         L.append("        _spk = _ONE")
         cur = dict(rename)
         for target, rop, e in a.resets:
@@ -1034,7 +1041,9 @@ class Equations(NeuronModel):
             dparams = direct if nr_val == 1 else {}
             if nr_val == 1:
                 body.append(f"{ind}_u = {pr(U)}")
-                body.append(f"{ind}_spk = _ONE if {lhs.code(pool, {**{s: f'_i_{s}' for s in a.states}, **{p: p for p in a.params}, 'not_refractory': '_nr', **({a.input_name: '_x'} if a.input_name and not a.input_is_state else {})})} {op} {rhs.code(pool, {**{s: f'_i_{s}' for s in a.states}, **{p: p for p in a.params}, 'not_refractory': '_nr', **({a.input_name: '_x'} if a.input_name and not a.input_is_state else {})})} else _ZERO")  # noqa: E501
+                thr_lines, cond, _ = self._threshold_code(pool, ind)
+                body += thr_lines
+                body.append(f"{ind}_spk = _ONE if {cond} else _ZERO")
                 body.append(f"{ind}_sg = surrogate(_u, slope)")
             gi_syms = {s: sp.Symbol(f"_gi_{s}", real=True) for s in a.states}
             names.update({v: f"_gi_{k}" for k, v in gi_syms.items()})
