@@ -96,17 +96,22 @@ def _worker(out_dir: str) -> None:
         dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     per = BATCH // world
-    try:
-        for kind in MODELS:
-            model = build(kind)
-            ddp = DDP(model)
-            x, y = batch(kind)
-            shard = slice(rank * per, (rank + 1) * per)
-            grads, params, _ = train_step(kind, model, x[:, shard].contiguous(), y[shard], module=ddp)
-            with atomic_output(Path(out_dir) / f"{kind}_rank{rank}.pt") as tmp:
-                torch.save({"grads": grads, "params": params, "world": world}, tmp)
-    finally:
-        dist.destroy_process_group()
+    for kind in MODELS:
+        model = build(kind)
+        ddp = DDP(model)
+        x, y = batch(kind)
+        shard = slice(rank * per, (rank + 1) * per)
+        grads, params, _ = train_step(kind, model, x[:, shard].contiguous(), y[shard], module=ddp)
+        with atomic_output(Path(out_dir) / f"{kind}_rank{rank}.pt") as tmp:
+            torch.save({"grads": grads, "params": params, "world": world}, tmp)
+    dist.barrier()  # both ranks have written their results
+    # Leave without tearing down torch.distributed. In torch 2.13, freeing the last DDP Reducer after
+    # destroy_process_group() runs ~ProcessGroupGloo on the main thread with the GIL held; it joins gloo's worker
+    # thread, which is waiting for the GIL to free an AsyncWork's thread-local state: a deadlock in about one run in
+    # four (py-spy: main thread in std::thread::join under Reducer dealloc, worker in gil_scoped_acquire).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _run_torchrun(out_dir: Path) -> float:
@@ -158,8 +163,3 @@ def test_ddp_step_equals_single_process_on_concatenated_batch(tmp_path):
 
 if __name__ == "__main__":
     _worker(sys.argv[1])
-    # Results are written and the process group destroyed. About one run in five under pytest, a worker then hung
-    # in interpreter shutdown (py-spy: main thread idle on the line above, one native thread left, the cause not
-    # yet found; see the issue notes): leave without the teardown.
-    sys.stdout.flush()
-    os._exit(0)
