@@ -128,7 +128,7 @@ class FromSubset(Connector):
         self._check(n_pre)
         if not hasattr(self.inner, "csr"):
             pre, post = self.connect(n_pre, n_post, rng)
-            order = np.argsort(pre, kind="stable")
+            order = np.lexsort((post, pre))  # rows ordered by target (see neuro.sim.projections)
             indptr = np.zeros(n_pre + 1, np.int64)
             np.cumsum(np.bincount(pre, minlength=n_pre), out=indptr[1:])
             return indptr, post[order].astype(np.int32)

@@ -1,66 +1,137 @@
-"""The simulator's GPU backend: ``numba.cuda`` kernels generated per network structure, one launch per
-population, source and projection each step (the time loop runs on the host). Each neuron kernel calls the
-model's own scalar ``step`` like the CPU loop; Poisson spikes come from the same counter-based generator, so
-the two backends give the same spikes (up to the order of float additions into one synaptic buffer cell,
-which atomics do not fix). Runs on CuPy/numba device arrays, and in Numba's CUDA simulator for tests.
+"""The simulator's GPU backend: ``numba.cuda`` kernels generated from the same
+:class:`~neuro.sim.runtime.Layout` as the CPU loop, one launch per population, source, projection, STDP
+phase and state monitor each step (the time loop runs on the host). The neuron update is the CPU loop's
+own fragment (:meth:`~neuro.sim.runtime.PopulationPart.neuron_lines`), Poisson spikes come from the same
+counter-based generator and STDP runs in the CPU loop's order (traces decay; pre spikes depress, then
+transmit; post spikes potentiate; every synapse written by one thread), so the two backends agree (up to
+the order of float additions into one synaptic buffer cell, which atomics do not fix). Runs on device
+arrays, and in Numba's CUDA simulator for tests (``NUMBA_ENABLE_CUDASIM=1``).
+
+Example (the generated source, variables named as in the CPU loop):
+    >>> import neuro
+    >>> from neuro.sim.runtime import Layout, Runtime
+    >>> net = neuro.sim.Network(dt=0.1)
+    >>> pop = net.population(4, neuro.models.LIF())
+    >>> "def update_p0(t, dt, p0_n, p0_v" in source(Layout(net, Runtime(), 1, None))
+    True
 """
 
 from __future__ import annotations
 
-from neuro.kernels.codegen import importable_name, load
-from neuro.sim.engine import POISSON_SEED_STRIDE
+import numpy as np
+
+from neuro.kernels.codegen import load
+from neuro.sim.runtime import Layout
 
 THREADS = 128
 
 
-def build(pops, poissons, projections):
+def _kernel(name: str, args: list[str], body: list[str]) -> str:
+    return "\n\n@cuda.jit\ndef " + f"{name}({', '.join(dict.fromkeys(args))}):\n" + "\n".join(
+        "    " + x for x in body) + "\n"
+
+
+def _guard(n) -> list[str]:
+    return ["i = cuda.grid(1)", f"if i >= {n}:", "    return"]
+
+
+def source(layout: Layout) -> str:
     head = ["import numpy as np", "from numba import cuda", "from neuro.sim.random import poisson as _poisson",
             "from neuro.sim.random import uniform as _uniform"]
-    body: list[str] = []
-    for k, p in enumerate(pops):
-        dyn = p["dyn"]
-        mod, attr = importable_name(dyn.step)
-        head.append(f"from {mod} import {attr} as _step{k}")
-        S, P, n_opt = len(dyn.state), len(dyn.params), len(dyn.options)
-        call = ", ".join([f"st[{a}, i]" for a in range(S)] + ["x"] + [f"par[{a}, i]" for a in range(P)]
-                         + [f"opt[{a}]" for a in range(n_opt)] + ["np.float32(dt)"])
-        body += [
-            "", "", "@cuda.jit",
-            f"def update{k}(t, dt, st, par, opt, isyn, sdec, kco, buf, iext, fired, drv, iser, isrm, erev, vix):",
-            "    i = cuda.grid(1)",
-            "    if i >= fired.shape[0]:",
-            "        return",
-            "    slot = t % buf.shape[0]",
-            "    x = iext[i]",
-            "    if isrm[1] > 0 and t >= isrm[0] and t - isrm[0] < isrm[1]:",
-            "        x += iser[t - isrm[0], i]",
-            "    for r in range(isyn.shape[0]):",
-            "        cur = isyn[r, i] + buf[slot, r, i]",
-            "        if r == drv[2]:",
-            "            cur += np.float32(drv[1] * _poisson(np.int64(drv[3]), t * fired.shape[0] + i, drv[0]))",
-            "        buf[slot, r, i] = 0.0",
-            "        if erev[r] == erev[r]:",
-            "            x += kco[r, i] * cur * (erev[r] - st[vix[0], i])",
-            "        else:",
-            "            x += kco[r, i] * cur",
-            "        isyn[r, i] = cur * sdec[r]",
-            f"    {', '.join(f'n{a}' for a in range(S))}, spk = _step{k}({call})",
-            *[f"    st[{a}, i] = n{a}" for a in range(S)],
-            "    fired[i] = 1 if spk > 0 else 0",
-        ]
-    for q in range(len(poissons)):
-        body += ["", "", "@cuda.jit", f"def draw{q}(t, seed, prob, fired):", "    i = cuda.grid(1)",
-                 "    if i < fired.shape[0]:",
-                 f"        fired[i] = 1 if _uniform(seed + {POISSON_SEED_STRIDE * (q + 1)}, t * fired.shape[0] + i) "
-                 "< prob[i] else 0"]
-    for j, pr in enumerate(projections):
-        wk = "w[0]" if pr["uniform_w"] else "w[k]"
-        dk = "d[0]" if pr["uniform_d"] else "d[k]"
-        body += ["", "", "@cuda.jit", f"def prop{j}(t, fired, ptr, tgt, w, d, buf):", "    i = cuda.grid(1)",
-                 "    if i < fired.shape[0] and fired[i]:", "        for k in range(ptr[i], ptr[i + 1]):",
-                 f"            cuda.atomic.add(buf, ((t + {dk}) % buf.shape[0], {pr['receptor']}, tgt[k]), {wk})"]
-    return load("sim_cuda", "\n".join(head) + "\n" + "\n".join(body) + "\n")
+    out = []
+    for p in layout.pops:
+        mod, attr = p.step_import
+        head.append(f"from {mod} import {attr} as {p.step_name}")
+        body = _guard(p.n) + p.prologue_lines()
+        if p.drive is not None:
+            body.append(p.drive_line("_poisson"))
+        out.append(_kernel(f"update_{p.prefix}", ["t", "dt", *p.names], body + p.neuron_lines()))
+    for q in layout.poissons:
+        out.append(_kernel(f"draw_{q.prefix}", ["t", "seed", *q.names], _guard(q.n) + [q.draw_line()]))
+    for c in layout.projs:
+        P, pre, post = c.prefix, c.pre, c.post
+        add = (f"cuda.atomic.add({c.ring}, ((t + {c.delay}) % {c.ring}.shape[0], {P}_targets[k]), {c.weight})")
+        args = ["t", pre.fired, *c.names, c.ring]
+        if c.stdp is None:
+            out.append(_kernel(f"prop_{P}", args, _guard(pre.n) + [
+                f"if {pre.fired}[i]:", f"    for k in range({P}_indptr[i], {P}_indptr[i + 1]):", "        " + add]))
+            continue
+        n = max(pre.n, post.n)
+        out.append(_kernel(f"decay_{P}", [*c.names], _guard(n) + [
+            f"if i < {pre.n}:", f"    {P}_xpre[i] *= {P}_decay_plus",
+            f"if i < {post.n}:", f"    {P}_xpost[i] *= {P}_decay_minus"]))
+        out.append(_kernel(f"pre_{P}", args, _guard(pre.n) + [
+            f"if {pre.fired}[i]:", f"    {P}_xpre[i] += 1.0", f"    for k in range({P}_indptr[i], {P}_indptr[i + 1]):",
+            f"        tg = {P}_targets[k]", *["        " + x for x in c.depress_lines()], "        " + add]))
+        out.append(_kernel(f"post_{P}", [post.fired, *c.names], _guard(post.n) + [
+            f"if {post.fired}[i]:", f"    {P}_xpost[i] += 1.0",
+            f"    for m in range({P}_post_ptr[i], {P}_post_ptr[i + 1]):", f"        k = {P}_by_post[m]",
+            *["        " + x for x in c.potentiate_lines()]]))
+    for sm in layout.state_mons:
+        P = sm.prefix
+        out.append(_kernel(f"sample_{P}", ["row", f"{P}_ids", sm.out, sm.var],
+                           ["i = cuda.grid(1)", f"if i < {P}_ids.shape[0]:",
+                            f"    {sm.out}[row, i] = {sm.var}[{P}_ids[i]]"]))
+    return "\n".join(head) + "\n" + "".join(out)
 
 
 def grid(n: int) -> tuple[int, int]:
     return max(1, (n + THREADS - 1) // THREADS), THREADS
+
+
+def run_cuda(net, layout: Layout, steps: int, progress: bool) -> None:
+    """Run ``steps`` steps of ``net`` on the GPU; results land in the layout's host arrays and monitors."""
+    from numba import cuda
+    from tqdm.auto import tqdm
+
+    mod = load("sim_cuda", source(layout))
+    host = layout.values
+    dev = {k: cuda.to_device(v) if isinstance(v, np.ndarray) else v for k, v in host.items()}
+
+    def args(names):
+        return [dev[k] for k in names]
+
+    monitored = [(e, layout.monitor_of(e)) for e in layout.emitters if layout.monitor_of(e) >= 0]
+    events = {mon: ([], []) for _, mon in monitored}
+    seed = np.int64(net._spike_seed)
+    counts = {sm.prefix: 0 for sm in layout.state_mons}
+    for s in tqdm(range(steps), desc="simulating (cuda)", disable=not progress, leave=False):
+        t = net.t_steps + s
+        for q in layout.poissons:
+            getattr(mod, f"draw_{q.prefix}")[grid(q.n)](t, seed, *args(q.names))
+        for u in layout.timed:
+            fired = np.zeros_like(host[u.fired])
+            ptr, ids = host[f"{u.prefix}_step_ptr"], host[f"{u.prefix}_ids"]
+            fired[ids[ptr[t]:ptr[t + 1]]] = 1
+            dev[u.fired].copy_to_device(fired)
+        for p in layout.pops:
+            getattr(mod, f"update_{p.prefix}")[grid(p.n)](t, net.dt, *args(p.names))
+        for sm in layout.state_mons:
+            if t % sm.mon.every == 0:
+                getattr(mod, f"sample_{sm.prefix}")[grid(len(sm.mon.ids))](
+                    counts[sm.prefix], dev[f"{sm.prefix}_ids"], dev[sm.out], dev[sm.var])
+                counts[sm.prefix] += 1
+        for e, mon in monitored:
+            ids = np.nonzero(dev[e.fired].copy_to_host()[:e.n])[0]
+            events[mon][0].append(np.full(len(ids), t, np.int64))
+            events[mon][1].append(ids.astype(np.int32))
+        for c in layout.projs:
+            P = c.prefix
+            pargs = args(["t", c.pre.fired, *c.names, c.ring][1:])
+            if c.stdp is None:
+                getattr(mod, f"prop_{P}")[grid(c.pre.n)](t, *pargs)
+                continue
+            getattr(mod, f"decay_{P}")[grid(max(c.pre.n, c.post.n))](*args(c.names))
+            getattr(mod, f"pre_{P}")[grid(c.pre.n)](t, *pargs)
+            getattr(mod, f"post_{P}")[grid(c.post.n)](*args(dict.fromkeys([c.post.fired, *c.names])))
+    for k, v in host.items():  # everything the kernels may have written, back to the host arrays
+        if isinstance(v, np.ndarray):
+            v[...] = dev[k].copy_to_host()
+    for sm in layout.state_mons:
+        host[sm.count][0] = counts[sm.prefix]
+    for m in net.monitors:
+        if hasattr(m, "_i"):
+            ts, ids = events[layout.spike_mons[id(m.target)]]
+            m._t.append(np.concatenate(ts) * net.dt if ts else np.zeros(0))
+            m._i.append(np.concatenate(ids) if ids else np.zeros(0, np.int32))
+    net.t_steps += steps

@@ -1,131 +1,141 @@
-"""Generate the compiled run loop of one network structure (one numba function per structure, cached on
-disk through :mod:`neuro.kernels.codegen`). Each population calls its model's own scalar ``step``."""
+"""Generate the compiled CPU loop of one network from its :class:`~neuro.sim.runtime.Layout` (one numba
+module per structure, cached on disk through :mod:`neuro.kernels.codegen`).
+
+Each step, in this order: sources fire; each population runs its update (a pass that draws the Poisson
+drive, then the neuron loop: synaptic input receptor by receptor, then the model's scalar ``step``);
+state monitors sample; each spike vector becomes a list (scanned eight neurons at a time); spike
+monitors record; projections propagate the spikes (STDP: traces decay, pre spikes depress and
+transmit, post spikes potentiate).
+
+The neuron loop vectorises: parameters every neuron shares are scalars, options are constants, each
+receptor has its own arrays (current and conductance receptors are different code, not a run-time test),
+and the drive is drawn in its own loop. Large populations run in fixed blocks of
+:data:`~neuro.sim.runtime.BLOCK` neurons over threads; large projections give each thread a fixed range
+of postsynaptic neurons (rows are ordered by target, so a thread binary-searches its part of each row).
+Every buffer cell then receives its additions in the same order on any thread count: the same seed gives
+the same spikes on 1 or N threads.
+
+Example (the generated source of a small network, variables named after the model):
+    >>> import neuro
+    >>> from neuro.sim.runtime import Layout, Runtime
+    >>> net = neuro.sim.Network(dt=0.1)
+    >>> pop = net.population(10, neuro.models.LIF())
+    >>> _ = net.connect(pop, pop, neuro.sim.AllToAll(), weight=0.1, tau_syn=5.0)
+    >>> src = source(Layout(net, Runtime(), 10, None))
+    >>> "p0_v[i] = new_v" in src and "p0_syn0_ring" in src
+    True
+"""
 
 from __future__ import annotations
 
-from neuro.kernels.codegen import importable_name, load
+from neuro.kernels.codegen import load
+from neuro.sim.runtime import BLOCK, Layout, PopulationPart, ProjectionPart
 
-POISSON_SEED_STRIDE = 1_000_003
-
-
-def _p(lines, indent, text):
-    lines.append(" " * indent + text)
+_JIT = "numba.njit(cache=True, nogil=True, error_model='numpy')"
 
 
-def build(pops, poissons, timed, projections, parallel: bool):
-    """Source and loaded module for this structure. ``pops`` etc. are lists of descriptor dicts."""
-    head = ["import numba", "import numpy as np", "from neuro.sim.random import poisson as _poisson",
-            "from neuro.sim.random import uniform as _uniform"]
-    args = ["t0", "nsteps", "dt", "seed", "ev_t", "ev_m", "ev_i", "ev_n", "ev_cap"]
-    body: list[str] = []
-    for k, p in enumerate(pops):
-        mod, attr = importable_name(p["dyn"].step)
-        head.append(f"from {mod} import {attr} as _step{k}")
-        args += [f"st{k}", f"par{k}", f"opt{k}", f"isyn{k}", f"sdec{k}", f"kco{k}", f"buf{k}", f"iext{k}",
-                 f"fired{k}", f"smi{k}", f"smo{k}", f"smn{k}", f"drv{k}", f"iser{k}", f"isrm{k}", f"erev{k}", f"vix{k}"]
-    args += [f"prob{q}" for q in range(len(poissons))] + [f"fq{q}" for q in range(len(poissons))]
-    for u in range(len(timed)):
-        args += [f"sptr{u}", f"sids{u}", f"fu{u}"]
-    for j, pr in enumerate(projections):
-        args += [f"ptr{j}", f"tgt{j}", f"w{j}", f"d{j}"]
-        if pr["stdp"]:
-            args += [f"xpre{j}", f"xpost{j}", f"bypost{j}", f"postptr{j}", f"preof{j}", f"sp{j}"]
-    mon_total = " + ".join([f"fired{k}.shape[0]" for k, p in enumerate(pops) if p["mon"] >= 0]
-                           + [f"fq{q}.shape[0]" for q, s in enumerate(poissons) if s["mon"] >= 0]
-                           + [f"fu{u}.shape[0]" for u, s in enumerate(timed) if s["mon"] >= 0]) or "0"
-    prange = "numba.prange" if parallel else "range"
-    L = body
-    _p(L, 4, "for s in range(nsteps):")
-    _p(L, 8, "t = t0 + s")
-    _p(L, 8, f"if ev_n[0] + {mon_total} > ev_cap:")
-    _p(L, 12, "return s")
-    for q in range(len(poissons)):  # counter-based draws: the same spikes on any thread count or device
-        _p(L, 8, f"for i in range(fq{q}.shape[0]):")
-        _p(L, 12, f"fq{q}[i] = 1 if _uniform(seed + {POISSON_SEED_STRIDE * (q + 1)}, t * fq{q}.shape[0] + i) "
-                  f"< prob{q}[i] else 0")
-    for u in range(len(timed)):
-        _p(L, 8, f"fu{u}[:] = 0")
-        _p(L, 8, f"for k in range(sptr{u}[t], sptr{u}[t + 1]):")
-        _p(L, 12, f"fu{u}[sids{u}[k]] = 1")
-    for k, p in enumerate(pops):
-        S, P = len(p["dyn"].state), len(p["dyn"].params)
-        st = [f"st{k}[{a}, i]" for a in range(S)]
-        call = ", ".join(st + ["x"] + [f"par{k}[{a}, i]" for a in range(P)]
-                         + [f"opt{k}[{a}]" for a in range(len(p["dyn"].options))] + ["np.float32(dt)"])
-        _p(L, 8, f"slot{k} = t % buf{k}.shape[0]")
-        _p(L, 8, f"for i in {prange}(fired{k}.shape[0]):")
-        _p(L, 12, f"x = iext{k}[i]")
-        _p(L, 12, f"if isrm{k}[1] > 0 and t >= isrm{k}[0] and t - isrm{k}[0] < isrm{k}[1]:")
-        _p(L, 16, f"x += iser{k}[t - isrm{k}[0], i]")
-        _p(L, 12, f"for r in range(isyn{k}.shape[0]):")
-        _p(L, 16, f"cur = isyn{k}[r, i] + buf{k}[slot{k}, r, i]")
-        _p(L, 16, f"if r == drv{k}[2]:")
-        _p(L, 20, f"cur += np.float32(drv{k}[1] * _poisson(np.int64(drv{k}[3]), t * fired{k}.shape[0] + i, drv{k}[0]))")
-        _p(L, 16, f"buf{k}[slot{k}, r, i] = 0.0")
-        _p(L, 16, f"if erev{k}[r] == erev{k}[r]:  # conductance receptor (NaN marks current receptors)")
-        _p(L, 20, f"x += kco{k}[r, i] * cur * (erev{k}[r] - st{k}[vix{k}[0], i])")
-        _p(L, 16, "else:")
-        _p(L, 20, f"x += kco{k}[r, i] * cur")
-        _p(L, 16, f"isyn{k}[r, i] = cur * sdec{k}[r]")
-        _p(L, 12, f"{', '.join(f'n{a}' for a in range(S))}, spk = _step{k}({call})")
-        for a in range(S):
-            _p(L, 12, f"st{k}[{a}, i] = n{a}")
-        _p(L, 12, f"fired{k}[i] = 1 if spk > 0 else 0")
-        _p(L, 8, f"if smi{k}.shape[0] > 0 and t % smn{k}[1] == 0:")
-        _p(L, 12, f"for j in range(smi{k}.shape[0]):")
-        _p(L, 16, f"smo{k}[smn{k}[0], j] = st{k}[smn{k}[2], smi{k}[j]]")
-        _p(L, 12, f"smn{k}[0] += 1")
-    emitters = ([(f"fired{k}", p["mon"]) for k, p in enumerate(pops)] + [(f"fq{q}", s["mon"]) for q, s in
-                enumerate(poissons)] + [(f"fu{u}", s["mon"]) for u, s in enumerate(timed)])
+def _indent(lines: list[str], n: int) -> list[str]:
+    return [" " * n + x for x in lines]
+
+
+def _update_source(p: PopulationPart) -> tuple[str, list[str]]:
+    """The njit update of neurons ``lo:hi`` of one population; returns (source, argument names)."""
+    args = ["t", "lo", "hi", "dt", *p.names]
+    if p.drive is not None:
+        args.append(f"{p.prefix}_drive_p0")
+    body = _indent(p.prologue_lines(), 4)
+    if p.drive is not None:  # its own pass: the draw loop does not vectorise, the neuron loop then does
+        body += ["    for i in range(lo, hi):", "        " + p.drive_line("_poisson_p0")]
+    body += ["    for i in range(lo, hi):", *_indent(p.neuron_lines(), 8)]
+    src = f"\n\n@{_JIT}\ndef update_{p.prefix}({', '.join(args)}):\n" + "\n".join(body) + "\n"
+    return src, args
+
+
+def _propagate_source(c: ProjectionPart, pre_list: str) -> tuple[str, list[str]]:
+    """The njit propagation of this step's spikes onto targets ``lo:hi`` (a whole row when not parallel)."""
+    P = c.prefix
+    args = ["t", "lo", "hi", pre_list, "n_spikes", *c.names, c.ring]
+    lines = ["    for m in range(n_spikes):", f"        i = {pre_list}[m]",
+             f"        a, b = {P}_indptr[i], {P}_indptr[i + 1]",
+             "        if lo > 0:",  # this thread's part of the row: rows are ordered by target
+             f"            a += np.searchsorted({P}_targets[a:b], lo)",
+             "        for k in range(a, b):",
+             f"            if {P}_targets[k] >= hi:", "                break",
+             "            " + c.add_line()]
+    src = f"\n\n@{_JIT}\ndef propagate_{P}({', '.join(dict.fromkeys(args))}):\n" + "\n".join(lines) + "\n"
+    return src, list(dict.fromkeys(args))
+
+
+def source(layout: Layout) -> str:
+    """The Python source of the whole loop (readable: every variable is named after what it holds)."""
+    head = ["import numba", "import numpy as np", "from neuro.sim.random import poisson_p0 as _poisson_p0",
+            "from neuro.sim.random import uniform as _uniform", "from neuro.sim.engine_util import spike_list"]
+    helpers: list[str] = []
+    values = layout.values
+    args = ["t0", "nsteps", "dt", "seed", "ev_t", "ev_m", "ev_i", "ev_n", "ev_cap", *values]
+    L: list[str] = []
+    for e in layout.emitters:
+        L.append(f"l_{e.prefix} = np.empty({e.fired}.shape[0], np.int32)")
+    for p in layout.pops:
+        mod, attr = p.step_import
+        head.append(f"from {mod} import {attr} as {p.step_name}")
+        if p.drive is not None:
+            L.append(f"{p.prefix}_drive_p0 = np.exp(-{p.prefix}_drive_lam)")
+    mon_total = " + ".join(f"{e.n}" for e in layout.emitters if layout.monitor_of(e) >= 0) or "0"
+    L += ["for s in range(nsteps):", "    t = t0 + s", f"    if ev_n[0] + {mon_total} > ev_cap:", "        return s"]
+    S = []  # the step body
+    for q in layout.poissons:  # counter-based draws: the same spikes on any thread count or device
+        S += [f"for i in range({q.n}):", "    " + q.draw_line()]
+    for u in layout.timed:
+        S += [f"{u.fired}[:] = 0", f"for k in range({u.prefix}_step_ptr[t], {u.prefix}_step_ptr[t + 1]):",
+              f"    {u.fired}[{u.prefix}_ids[k]] = 1"]
+    for p in layout.pops:
+        src, uargs = _update_source(p)
+        helpers.append(src)
+        call = f"update_{p.prefix}(t, {{lo}}, {{hi}}, dt, {', '.join(uargs[4:])})"
+        if p.parallel:
+            S += [f"for b in numba.prange({(p.n + BLOCK - 1) // BLOCK}):",
+                  "    " + call.format(lo=f"b * {BLOCK}", hi=f"min(b * {BLOCK} + {BLOCK}, {p.n})")]
+        else:
+            S.append(call.format(lo="0", hi=str(p.n)))
+    for sm in layout.state_mons:
+        P = sm.prefix
+        S += [f"if t % {P}_every == 0:", f"    for j in range({P}_ids.shape[0]):",
+              f"        {sm.out}[{sm.count}[0], j] = {sm.var}[{P}_ids[j]]", f"    {sm.count}[0] += 1"]
     # one scan a step turns each spike vector into a list; monitors and propagation walk only the spikes
-    for name, mon in emitters:
-        _p(L, 8, f"c_{name} = 0")
-        _p(L, 8, f"for i in range({name}.shape[0]):")
-        _p(L, 12, f"if {name}[i]:")
-        _p(L, 16, f"l_{name}[c_{name}] = i")
-        _p(L, 16, f"c_{name} += 1")
+    for e in layout.emitters:
+        S.append(f"n_{e.prefix} = spike_list({e.fired}, l_{e.prefix})")
+        mon = layout.monitor_of(e)
         if mon >= 0:
-            _p(L, 8, f"for m in range(c_{name}):")
-            _p(L, 12, "ev_t[ev_n[0]] = t")
-            _p(L, 12, f"ev_m[ev_n[0]] = {mon}")
-            _p(L, 12, f"ev_i[ev_n[0]] = l_{name}[m]")
-            _p(L, 12, "ev_n[0] += 1")
-    for name, _ in emitters:
-        body.insert(0, f"    l_{name} = np.empty({name}.shape[0], np.int32)")
-    for j, pr in enumerate(projections):
-        pre, post, r = pr["pre_fired"], pr["post"], pr["receptor"]
-        if pr["stdp"]:
-            # traces decay, then pre spikes depress (using the post trace) and post spikes potentiate
-            _p(L, 8, f"for i in range({pre}.shape[0]):")
-            _p(L, 12, f"xpre{j}[i] *= sp{j}[6]")
-            _p(L, 8, f"for i in range(fired{post}.shape[0]):")
-            _p(L, 12, f"xpost{j}[i] *= sp{j}[7]")
-        _p(L, 8, f"for m in range(c_{pre}):")
-        _p(L, 12, f"i = l_{pre}[m]")
-        _p(L, 12, "if True:")
-        if pr["stdp"]:
-            _p(L, 16, f"xpre{j}[i] += 1.0")
-        _p(L, 16, f"for k in range(ptr{j}[i], ptr{j}[i + 1]):")
-        _p(L, 20, f"tg = tgt{j}[k]")
-        if pr["stdp"]:
-            _p(L, 20, f"dep = sp{j}[1] * xpost{j}[tg]")
-            _p(L, 20, f"if sp{j}[5] > 0:")
-            _p(L, 24, f"dep *= w{j}[k] - sp{j}[3]")
-            _p(L, 20, f"w{j}[k] = max(sp{j}[3], w{j}[k] - dep)")
-        wk = f"w{j}[0]" if pr.get("uniform_w") else f"w{j}[k]"
-        dk = f"d{j}[0]" if pr.get("uniform_d") else f"d{j}[k]"
-        _p(L, 20, f"buf{post}[(t + {dk}) % buf{post}.shape[0], {r}, tg] += {wk}")
-        if pr["stdp"]:
-            _p(L, 8, f"for i in range(fired{post}.shape[0]):")
-            _p(L, 12, f"if fired{post}[i]:")
-            _p(L, 16, f"xpost{j}[i] += 1.0")
-            _p(L, 16, f"for m in range(postptr{j}[i], postptr{j}[i + 1]):")
-            _p(L, 20, f"k = bypost{j}[m]")
-            _p(L, 20, f"pot = sp{j}[0] * xpre{j}[preof{j}[k]]")
-            _p(L, 20, f"if sp{j}[5] > 0:")
-            _p(L, 24, f"pot *= sp{j}[4] - w{j}[k]")
-            _p(L, 20, f"w{j}[k] = min(sp{j}[4], w{j}[k] + pot)")
-    _p(L, 4, "return nsteps")
-    jit = f"numba.njit(cache=True, parallel={parallel}, error_model='numpy')"
-    src = "\n".join(head) + f"\n\n\n@{jit}\ndef run({', '.join(args)}):\n" + "\n".join(body) + "\n"
-    return load("sim_network", src).run
+            S += [f"for m in range(n_{e.prefix}):", "    ev_t[ev_n[0]] = t", f"    ev_m[ev_n[0]] = {mon}",
+                  f"    ev_i[ev_n[0]] = l_{e.prefix}[m]", "    ev_n[0] += 1"]
+    for c in layout.projs:
+        P, pre, post = c.prefix, c.pre.prefix, c.post.prefix
+        if c.stdp is not None:  # traces decay, then pre spikes depress (post trace) and post spikes potentiate
+            S += [f"for i in range({c.pre.n}):", f"    {P}_xpre[i] *= {P}_decay_plus",
+                  f"for i in range({c.post.n}):", f"    {P}_xpost[i] *= {P}_decay_minus",
+                  f"for m in range(n_{pre}):", f"    i = l_{pre}[m]", f"    {P}_xpre[i] += 1.0",
+                  f"    for k in range({P}_indptr[i], {P}_indptr[i + 1]):", f"        tg = {P}_targets[k]",
+                  *_indent(c.depress_lines(), 8), "        " + c.add_line(),
+                  f"for m in range(n_{post}):", f"    i = l_{post}[m]", f"    {P}_xpost[i] += 1.0",
+                  f"    for m2 in range({P}_post_ptr[i], {P}_post_ptr[i + 1]):", f"        k = {P}_by_post[m2]",
+                  *_indent(c.potentiate_lines(), 8)]
+            continue
+        src, pargs = _propagate_source(c, f"l_{pre}")
+        helpers.append(src)
+        rest = ", ".join(pargs[5:])
+        if c.parallel:  # each thread a fixed range of targets: the same sums in the same order on any count
+            lo, hi = f"{c.post.n} * th // nth", f"{c.post.n} * (th + 1) // nth"
+            S += ["nth = numba.get_num_threads()", "for th in numba.prange(nth):",
+                  f"    propagate_{P}(t, {lo}, {hi}, l_{pre}, n_{pre}, {rest})"]
+        else:
+            S.append(f"propagate_{P}(t, 0, {c.post.n}, l_{pre}, n_{pre}, {rest})")
+    L += _indent(S, 4) + ["return nsteps"]
+    jit = f"numba.njit(cache=True, parallel={layout.parallel}, error_model='numpy')"
+    return ("\n".join(head) + "\n" + "".join(helpers) + f"\n\n@{jit}\ndef run({', '.join(args)}):\n"
+            + "\n".join(_indent(L, 4)) + "\n")
+
+
+def build(layout: Layout):
+    """The loaded ``run`` function of this layout (compiled on first call; cached on disk by source)."""
+    return load("sim_network", source(layout)).run

@@ -24,9 +24,15 @@ def uniform(seed, counter):
 @numba.njit(inline="always")
 def poisson(seed, counter, lam):
     """A Poisson(lam) count by inversion from one uniform (fine for the small lam of one time step)."""
+    return poisson_p0(seed, counter, lam, np.exp(-lam))
+
+
+@numba.njit(inline="always")
+def poisson_p0(seed, counter, lam, p0):
+    """:func:`poisson` with ``p0 = exp(-lam)`` computed once by the caller (it is the same for every draw)."""
     u = uniform(seed, counter)
     k = 0
-    p = np.exp(-lam)
+    p = p0
     f = p
     while u > f and k < 1000:
         k += 1
