@@ -8,6 +8,7 @@ GPU these kernels run in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), wh
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 
 from neuro.kernels.codegen import load, names
@@ -15,6 +16,65 @@ from neuro.kernels.cpu import _imports
 from neuro.models._base import Dynamics
 
 THREADS = 128
+
+# Scalar math with no working lowering on numba's CUDA target (numba 0.68 types np.exp(float32) only on the CPU,
+# and its builtin max/min of floats fails as a device function): model, equation and surrogate code call these,
+# so each gets a CUDA overload (NumPy's onto libdevice's float32 / float64 function). Found by gpu_check.
+_MATH_LOCK = threading.Lock()
+_math_done = False
+
+
+def register_numpy_math() -> None:
+    """Give NumPy's scalar ``exp expm1 log1p sqrt floor ceil trunc sign`` and two-float ``max``/``min`` a numba CUDA
+    lowering (float32 stays float32: ``np.exp(float32)`` becomes libdevice's ``expf``). Idempotent; called before
+    CUDA kernels compile."""
+    global _math_done
+    with _MATH_LOCK:
+        if _math_done:
+            return
+        _math_done = True
+        from numba.core import config
+
+        if config.ENABLE_CUDASIM:  # the simulator runs Python: NumPy itself
+            return
+        import numpy as np
+        from numba import types
+        from numba.core.extending import overload
+        from numba.cuda import libdevice
+
+        def make(np_fn, f32, f64):
+            @overload(np_fn, target="cuda")
+            def _impl(x):
+                if x == types.float32:
+                    return f32
+                return f64 if isinstance(x, types.Float) else None
+
+        def call(fn):
+            return lambda x: fn(x)
+
+        for name in ("exp", "expm1", "log1p", "sqrt", "floor", "ceil", "trunc"):
+            make(getattr(np, name), call(getattr(libdevice, name + "f")), call(getattr(libdevice, name)))
+
+        def sign(one, copysign):
+            def impl(x):
+                return copysign(one, x) if (x > 0 or x < 0) else x  # 0 and NaN are returned as they are
+            return impl
+
+        make(np.sign, sign(np.float32(1.0), libdevice.copysignf), sign(1.0, libdevice.copysign))
+
+        # builtin max/min of two floats: numba's own (``impl(*x)``) fails as a CUDA device function
+        # ("Signature mismatch: 2 argument types given, but function takes 1"); Python's semantics kept
+        @overload(max, target="cuda")
+        def _max(a, b):
+            if isinstance(a, types.Float) and isinstance(b, types.Float):
+                return lambda a, b: b if b > a else a
+            return None
+
+        @overload(min, target="cuda")
+        def _min(a, b):
+            if isinstance(a, types.Float) and isinstance(b, types.Float):
+                return lambda a, b: b if b < a else a
+            return None
 
 
 def _forward_source(dyn: Dynamics) -> str:
@@ -65,6 +125,7 @@ def _backward_source(dyn: Dynamics) -> str:
 
 @cache
 def forward_kernel(dyn: Dynamics):
+    register_numpy_math()
     head, _ = _imports(dyn)
     return load(f"{dyn.name}_cuda_fwd", head + _forward_source(dyn)).forward
 
@@ -73,6 +134,7 @@ def forward_kernel(dyn: Dynamics):
 def backward_kernel(dyn: Dynamics, surrogate_grad):
     if dyn.make_backward is None:
         raise ValueError(f"model {dyn.name!r} has no backward step (it is not trainable)")
+    register_numpy_math()
     head, inject = _imports(dyn, surrogate_grad)
     return load(f"{dyn.name}_cuda_bwd", head + _backward_source(dyn), inject).backward
 

@@ -84,6 +84,9 @@ def run_cuda(net, layout: Layout, steps: int, progress: bool) -> None:
     from numba import cuda
     from tqdm.auto import tqdm
 
+    from neuro.kernels.cuda import register_numpy_math
+
+    register_numpy_math()  # np.exp (Poisson drive, model steps) and max/min need their CUDA lowerings
     mod = load("sim_cuda", source(layout))
     host = layout.values
     dev = {k: cuda.to_device(v) if isinstance(v, np.ndarray) else v for k, v in host.items()}
