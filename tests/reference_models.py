@@ -105,13 +105,13 @@ def adex(x, p, dt, v0):
     for t in range(T):
         clamped = ref > 0
         arg = np.minimum((v - p["v_t"]) / p["delta_t"], f32(20)).astype(f32)
-        dv = ((-p["g_l"] * (v - p["e_l"]) + p["g_l"] * p["delta_t"] * np.exp(arg) - w + x[t]) / p["cm"]).astype(f32)
+        dv = ((-p["g_l"] * (v - p["e_l"]) + p["g_l"] * p["delta_t"] * np.exp(arg) - w + x[t]) / p["C"]).astype(f32)
         dw = ((p["a"] * (v - p["e_l"]) - w) / p["tau_w"]).astype(f32)
         v_new = (v + dt * dv).astype(f32)
         w_new = (w + dt * dw).astype(f32)
         s = (~clamped) & (v_new > p["v_peak"])
         v = np.where(clamped | s, p["v_reset"], v_new).astype(f32)
         w = np.where(s, w_new + p["b"], w_new).astype(f32)
-        ref = np.where(clamped, ref - 1, np.where(s, p["t_ref"], ref)).astype(f32)
+        ref = np.where(clamped, ref - 1, np.where(s, p["_t_ref"], ref)).astype(f32)
         spikes[t], vs[t] = s, v
     return spikes, vs

@@ -22,13 +22,13 @@ from neuro.models import ALL_DYNAMICS, AdEx, Izhikevich  # noqa: E402
 T, N = 6, 9
 
 
-def _case(dyn, rng):
-    if dyn.name == "izhikevich":
+def _case(name, dyn, rng):
+    if name == "izhikevich":
         p = Izhikevich().kernel_params(0.5)
         state = Izhikevich().initial_state(N)
         x = rng.uniform(0, 20, (T, N))
         return x, state, p, {}, 0.5
-    if dyn.name == "adex":
+    if name == "adex":
         p = AdEx(tau_refrac=0.2).kernel_params(0.1)
         state = AdEx().initial_state(N)
         state["v"] = rng.uniform(-70, -42, N).astype(np.float32)
@@ -45,7 +45,7 @@ def _case(dyn, rng):
 def test_forward_cuda_equals_cpu(name):
     dyn = ALL_DYNAMICS[name]
     rng = np.random.default_rng(3)
-    x, state, p, opts, dt = _case(dyn, rng)
+    x, state, p, opts, dt = _case(name, dyn, rng)
     x = np.ascontiguousarray(x, np.float32)
     params = kernels.pack_params(dyn, p, N)
     o = kernels.pack_options(dyn, opts)
@@ -64,7 +64,7 @@ def test_forward_cuda_equals_cpu(name):
 def test_backward_cuda_equals_cpu(name, delay):
     dyn = ALL_DYNAMICS[name]
     rng = np.random.default_rng(5)
-    x, state, p, opts, dt = _case(dyn, rng)
+    x, state, p, opts, dt = _case(name, dyn, rng)
     if "reset_delay" in opts:
         opts["reset_delay"] = delay
     x = np.ascontiguousarray(x, np.float32)

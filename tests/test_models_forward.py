@@ -128,7 +128,8 @@ def test_adex_matches_reference(shape, regime, seed):
     p["b"] = rng.uniform(0.0, 0.2, n).astype(np.float32)
     x = _inputs(rng, T, n, regime, scale=3.0)
     v0 = rng.uniform(-72, -45, n).astype(np.float32)
-    state = {"v": v0.copy(), "w": np.zeros(n, np.float32), "ref": np.zeros(n, np.float32)}
+    state = adex.AdEx().initial_state(n)  # v, w and the refractory counter
+    state["v"] = v0.copy()
     spikes, rec = kernels.forward(adex.DYNAMICS, x, state, p, {}, dt=0.1, record=True)
     s_ref, v_ref = ref.adex(x, p, 0.1, v0)
     np.testing.assert_array_equal(spikes, s_ref)

@@ -1,4 +1,6 @@
-"""Neuron models, each defined once as numba scalar functions (see :mod:`neuro.models._base`).
+"""Neuron models. Izhikevich and AdEx are written as equations (:class:`Equations`, from which their kernels are
+generated); IF, LIF, CubaLIF and ALIF are still hand-written numba scalar functions (see
+:mod:`neuro.models._base`), to be converted the same way.
 
 ========== ============================================== ========== ==========
 class      dynamics                                       trainable  NIR node
@@ -11,29 +13,40 @@ Izhikevich quadratic 2-D model (forward Euler)            no         (none)
 AdEx       adaptive exponential IF (forward Euler)        no         (none)
 ========== ============================================== ========== ==========
 
-Each module (``neuro.models.lif`` ...) holds the scalar ``step`` (and ``make_backward``), its
+Each module (``neuro.models.lif`` ...) holds its equations or scalar ``step`` (and ``make_backward``), its
 ``DYNAMICS`` description for :mod:`neuro.kernels`, and the public class with physical parameters.
 """
 
 from neuro.models._base import Dynamics
 from neuro.models._neuron import NeuronModel, SimulationResult
-from neuro.models.adex import AdEx
 from neuro.models.alif import ALIF
 from neuro.models.cuba_lif import CubaLIF
 from neuro.models.if_ import IF
-from neuro.models.izhikevich import Izhikevich
 from neuro.models.lif import LIF
-
-ALL_DYNAMICS = {m.dynamics.name: m.dynamics for m in (LIF, CubaLIF, ALIF, Izhikevich, AdEx)}
 
 __all__ = ["IF", "LIF", "CubaLIF", "ALIF", "Izhikevich", "AdEx", "Dynamics", "NeuronModel", "SimulationResult",
            "ALL_DYNAMICS", "Equations", "EquationError"]
 
 
 def __getattr__(name: str):
-    # Equations needs sympy, which takes a second to import: load it on first use, not with neuro
+    # Equations (and the models written as equations) need sympy, which takes a second to import: load them
+    # on first use, not with neuro
     if name in ("Equations", "EquationError"):
         from neuro.models import equations
 
         return getattr(equations, name)
+    if name == "Izhikevich":
+        from neuro.models.izhikevich import Izhikevich
+
+        return Izhikevich
+    if name == "AdEx":
+        from neuro.models.adex import AdEx
+
+        return AdEx
+    if name == "ALL_DYNAMICS":  # model name -> the kernels' description
+        from neuro.models.adex import AdEx
+        from neuro.models.izhikevich import Izhikevich
+
+        return {"lif": LIF.dynamics, "cuba_lif": CubaLIF.dynamics, "alif": ALIF.dynamics,
+                "izhikevich": Izhikevich().dynamics, "adex": AdEx().dynamics}
     raise AttributeError(f"module 'neuro.models' has no attribute {name!r}")

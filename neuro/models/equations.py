@@ -111,6 +111,8 @@ def _build_units() -> dict[str, float]:
 
 
 UNITS: dict[str, float] = _build_units()
+CONSTANTS: dict[str, float] = {"inf": float("inf"), "pi": float(np.pi)}
+"""Brian2's named constants usable in expressions."""
 
 # --------------------------------------------------------------------------------------------------------------
 # sympy functions with the derivative rules the backward step needs
@@ -244,7 +246,7 @@ def _parse_lines(text: str) -> list[_Line]:
 
 
 def _check_name(name: str, where: str) -> None:
-    if name.startswith("_") or keyword.iskeyword(name) or name in _RESERVED or name in UNITS \
+    if name.startswith("_") or keyword.iskeyword(name) or name in _RESERVED or name in UNITS or name in CONSTANTS \
             or name in _SYMPY_FUNCS or name == "not_refractory":
         raise EquationError(f"{where}: {name!r} is a reserved name (a unit, function, keyword or internal name); "
                             "rename it")
@@ -264,7 +266,7 @@ class _Expr:
 
     def _collect(self, node) -> None:
         if isinstance(node, ast.Name):
-            if node.id not in UNITS and node.id not in ("True", "False"):
+            if node.id not in UNITS and node.id not in CONSTANTS and node.id not in ("True", "False"):
                 self.names.add(node.id)
         elif isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in _SYMPY_FUNCS:
@@ -299,6 +301,8 @@ class _Expr:
                 return env[node.id]
             if node.id in UNITS:
                 return sp.Float(UNITS[node.id], 17)
+            if node.id in CONSTANTS:
+                return sp.oo if node.id == "inf" else sp.pi
             raise EquationError(f"{self.where}: unknown symbol {node.id!r}")
         if isinstance(node, ast.BinOp):
             a, b = self._sym(node.left, env), self._sym(node.right, env)
@@ -338,6 +342,8 @@ class _Expr:
                 return rename[node.id]
             if node.id in UNITS:
                 return pool.get(UNITS[node.id])
+            if node.id in CONSTANTS:
+                return pool.get(CONSTANTS[node.id])
             raise EquationError(f"{self.where}: unknown symbol {node.id!r}")
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant | ast.UnaryOp) \
@@ -377,7 +383,8 @@ class _Consts:
         return self.values[value]
 
     def source(self) -> str:
-        return "".join(f"{name} = np.float32({value!r})\n" for value, name in self.values.items())
+        return "".join(f"{name} = np.float32({value!r})\n" if np.isfinite(value) else
+                       f"{name} = np.float32(float({str(value)!r}))\n" for value, name in self.values.items())
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -482,6 +489,17 @@ class _Analysis:
     linear: dict = field(default_factory=dict)
 
 
+def _is_condition(text: str) -> bool:
+    """Whether a refractory string is a condition (``"v > -20*mV"``) rather than a time (``"tau_ref"``)."""
+    t = text.strip()
+    if t in (">", ">=", "<", "<="):
+        return True
+    try:
+        return isinstance(ast.parse(t, mode="eval").body, ast.Compare)
+    except SyntaxError:
+        return True  # let _comparison name the syntax error
+
+
 def _comparison(text: str, where: str, default_lhs: str | None, default_rhs: str | None):
     text = text.strip()
     if text in (">", ">=", "<", "<="):
@@ -543,8 +561,11 @@ class Equations(NeuronModel):
                 raise EquationError(f"initial value for {k!r}, which is not a state variable "
                                     f"(states: {', '.join(self._a.states)})")
             self.initial[k] = as_param(f"initial {k}", v)
+        self._ref_time = None  # refractory given as a time expression of the parameters (per neuron)
         if isinstance(refractory, str):
             self.t_refractory = None
+            if not _is_condition(refractory):
+                self._ref_time = _Expr(refractory, "refractory")
         else:
             t = float(as_param("refractory", refractory, nonnegative=True)[0]) if not isinstance(refractory, bool) \
                 else None
@@ -609,8 +630,14 @@ class Equations(NeuronModel):
                                     f"only assign state variables ({', '.join(states)})")
             resets.append((target, op, _Expr(rhs, f"reset statement {stmt!r}")))
         ref_cond = _comparison(self.refractory, "refractory", None, None) if isinstance(self.refractory, str) \
-            else None
+            and _is_condition(self.refractory) else None
         all_names = set(used)
+        if isinstance(self.refractory, str) and ref_cond is None:  # a time: Brian2's refractory='tau_ref'
+            ref_time = _Expr(self.refractory, "refractory")
+            if ref_time.names & (set(states) | set(subs_lines)):
+                raise EquationError(f"refractory {self.refractory!r} is a time: it may use parameters only, not "
+                                    f"{', '.join(sorted(ref_time.names & (set(states) | set(subs_lines))))}")
+            all_names |= ref_time.names
         for lhs, _, rhs in [thr] + ([ref_cond] if ref_cond else []):
             all_names |= lhs.names | rhs.names
         for _, _, e in resets:
@@ -626,6 +653,11 @@ class Equations(NeuronModel):
                                 f"Equations(..., {missing[0]}=1.0)" + (f" (also missing: {', '.join(missing[1:])})"
                                                                        if len(missing) > 1 else ""))
         extra = sorted(set(parameters) - set(params))
+        shadowed = [k for k in extra if k in UNITS or k in CONSTANTS]
+        if shadowed:
+            raise EquationError(f"parameter {shadowed[0]!r} has the name of a unit or constant, which is what the "
+                                f"equations read it as (as in Brian2); rename the parameter (e.g. "
+                                f"{shadowed[0][0].upper() + shadowed[0][1:]!r} or '{shadowed[0]}_')")
         if extra:
             raise EquationError(f"parameter {extra[0]!r} is not used by the equations, threshold, reset or "
                                 f"refractory condition (used parameters: {', '.join(params) or 'none'})")
@@ -762,7 +794,12 @@ class Equations(NeuronModel):
         return out
 
     def _has_refractory(self) -> bool:
-        return self._a.ref_cond is not None or (self.t_refractory or 0.0) > 0.0
+        return self._a.ref_cond is not None or self._counter
+
+    @property
+    def _counter(self) -> bool:
+        """Whether the step carries a refractory step counter ``_ref`` (a refractory time was given)."""
+        return bool(self.t_refractory) or self._ref_time is not None
 
     def _needs_ref_system(self) -> bool:
         return self.method == "exact" and self._has_refractory() and bool(self._a.frozen)
@@ -772,7 +809,11 @@ class Equations(NeuronModel):
         """Physical parameters the generated step reads (exact: only those outside the linear system)."""
         a = self._a
         if self.method != "exact":
-            return list(a.params)
+            used = set().union(*(e.names for e in a.exprs.values()), a.thr[0].names, a.thr[2].names,
+                               *(e.names for _, _, e in a.resets))
+            if a.ref_cond:
+                used |= a.ref_cond[0].names | a.ref_cond[2].names
+            return [p for p in a.params if p in used]  # not those only in a refractory time
         names = set(a.thr[0].names | a.thr[2].names)
         for _, _, e in a.resets:
             names |= e.names
@@ -796,10 +837,10 @@ class Equations(NeuronModel):
         return names
 
     def _kernel_state(self) -> list[str]:
-        return list(self._a.states) + (["_ref"] if self.t_refractory else [])
+        return list(self._a.states) + (["_ref"] if self._counter else [])
 
     def _kernel_params(self) -> list[str]:
-        return self._direct_params() + self._coef_names() + (["_t_ref"] if self.t_refractory else [])
+        return self._direct_params() + self._coef_names() + (["_t_ref"] if self._counter else [])
 
     # -- code generation -------------------------------------------------------------------------------------
     def _env_code(self, pool: _Consts, lines: list[str], indent: str, prefix: str = "") -> dict[str, str]:
@@ -823,7 +864,7 @@ class Equations(NeuronModel):
         L: list[str] = []
         # the right-hand side, evaluated at any state (rk2/rk4 need it at intermediate states)
         if self.method in ("euler", "rk2", "rk4"):
-            rhs_args = ", ".join(a.states + ["_x"] + a.params + ["_nr"])
+            rhs_args = ", ".join(a.states + ["_x"] + self._direct_params() + ["_nr"])
             body: list[str] = []
             rename = self._env_code(pool, body, "    ")
             for s in a.states:
@@ -837,7 +878,7 @@ class Equations(NeuronModel):
             L.append(f"    {a.input_name} = {a.input_name} + _x")
         L += self._integrate(pool, "    ")
         L += self._threshold_and_reset(pool)
-        ret = [f"_n_{s}" for s in a.states] + (["_ref"] if self.t_refractory else []) + ["_spk"]
+        ret = [f"_n_{s}" for s in a.states] + (["_ref"] if self._counter else []) + ["_spk"]
         L.append(f"    return {', '.join(ret)}")
         head = ["import numba", "import numpy as np", "", "_ZERO = np.float32(0.0)", "_ONE = np.float32(1.0)"]
         src_body = "\n".join(L)
@@ -850,7 +891,7 @@ class Equations(NeuronModel):
             rename = {s: s for s in a.states}
             rename.update({p: p for p in a.params})
             return [f"    _nr = _ZERO if {lhs.code(pool, rename)} {op} {rhs.code(pool, rename)} else _ONE"]
-        if self.t_refractory:
+        if self._counter:
             return ["    _nr = _ONE if _ref <= _ZERO else _ZERO", "    if _ref > _ZERO:", "        _ref = _ref - _ONE"]
         return ["    _nr = _ONE"]
 
@@ -858,7 +899,7 @@ class Equations(NeuronModel):
         """Lines computing ``_i_<s>``, the integrated state, from the state at the start of the step."""
         a = self._a
         st = a.states
-        call_rest = ", ".join(["_x"] + a.params + ["_nr"])
+        call_rest = ", ".join(["_x"] + self._direct_params() + ["_nr"])
         L = []
         if self.method == "euler":
             L += self._rhs_call(ind, "_k", st, call_rest)
@@ -963,7 +1004,7 @@ class Equations(NeuronModel):
             expr = val if rop == "=" else f"_n_{target} {rop[0]} {val}"
             L.append(f"        _n_{target} = {expr}")
             cur[target] = f"_n_{target}"
-        if self.t_refractory:
+        if self._counter:
             extra = "_ONE" if self.refractory_timing == "brian2" else "_ZERO"
             L.append(f"        _ref = max(_t_ref - {extra}, _ZERO)")
         return L
@@ -1027,7 +1068,7 @@ class Equations(NeuronModel):
             body.append(f"    {a.input_name} = {a.input_name} + _x")
         body += self._integrate(pool, "    ")
         pr = _SympyPrinter(pool, names)
-        ret_names = [f"_go_{s}" for s in a.states] + (["_ZERO"] if self.t_refractory else []) + ["_gx"] + \
+        ret_names = [f"_go_{s}" for s in a.states] + (["_ZERO"] if self._counter else []) + ["_gx"] + \
             [f"_gp_{k}" for k in kparams]
         grad_params = [k for k in kparams if k != "_t_ref"]
         for branch, nr_val in (("if _nr > _ZERO:", 1), ("else:", 0)):
@@ -1074,7 +1115,10 @@ class Equations(NeuronModel):
             if "_t_ref" in kparams:
                 body.append(f"{ind}_gp__t_ref = _ZERO")
         body.append(f"    return {', '.join(ret_names)}")
-        rhs_import = [f"from {self._module_name} import _rhs"] if self.method in ("euler", "rk2", "rk4") else []
+        from neuro.kernels.codegen import importable_name
+
+        step_module = importable_name(self.dynamics.step)[0]
+        rhs_import = [f"from {step_module} import _rhs"] if self.method in ("euler", "rk2", "rk4") else []
         src = ["import numba", "import numpy as np", *rhs_import, "", *lines, pool.source(), _HELPERS, "",
                "def make_backward(surrogate):", '    @numba.njit(inline="always")', f"    def backward({args}):"]
         src += ["    " + ln if ln else ln for ln in "\n".join(body).split("\n")]
@@ -1128,30 +1172,47 @@ class Equations(NeuronModel):
             self.detach_reset, self._a.params))
         self._key = hashlib.sha1(key_text.encode()).hexdigest()[:16]
         _REGISTRY[self._key] = self
-        module = load(f"eqmodel_{self._key}", self._source())
-        self._module_name = module.__name__
-        return Dynamics(name=f"eq_{self._key}", state=tuple(self._kernel_state()),
-                        params=tuple(self._kernel_params()), options=(), step=module.step,
-                        make_backward=module.make_backward, membrane=self._a.thr[0].text.strip()
-                        if self._a.thr[0].text.strip() in self._a.states else self._a.states[0])
+        dyn = _DYNAMICS.get(self._key)
+        if dyn is None:  # one Dynamics per structure: every instance of a model shares its compiled kernels
+            module = load(f"eqmodel_{self._key}", self._source())
+            membrane = self._a.thr[0].text.strip()
+            dyn = Dynamics(name=f"eq_{self._key}", state=tuple(self._kernel_state()),
+                           params=tuple(self._kernel_params()), options=(), step=module.step,
+                           make_backward=module.make_backward,
+                           membrane=membrane if membrane in self._a.states else self._a.states[0])
+            _DYNAMICS[self._key] = dyn
+        return dyn
 
     # -- NeuronModel interface ---------------------------------------------------------------------------------
     @property
     def state_names(self) -> tuple[str, ...]:
         return tuple(self._a.states)
 
+    def refractory_ms(self) -> np.ndarray:
+        """The refractory time [ms] of each neuron (length 1 or N)."""
+        if self._ref_time is None:
+            return np.asarray([self.t_refractory], np.float64)
+        env = {p: sp.Symbol(p, real=True) for p in self._a.params}
+        expr = self._ref_time.sym(env)
+        args = sorted(expr.free_symbols, key=str)
+        value = sp.lambdify(args, expr, modules="numpy")(*[self.parameters[str(a)] for a in args])
+        t = np.asarray(value, np.float64).reshape(-1)
+        if not np.all(np.isfinite(t)) or np.any(t < 0):
+            raise ValueError(f"refractory {self.refractory!r} must be a time >= 0 ms for every neuron, got {t}")
+        return t
+
     def kernel_params(self, dt: float) -> dict[str, np.ndarray]:
         dt = self._dt(dt)
         coefs = self.coefficients(self.parameters, dt)
         out = {k: coefs[k] for k in self._direct_params()}
         out.update({k: coefs[k] for k in self._coef_names()})
-        if self.t_refractory:
-            out["_t_ref"] = np.round(np.asarray([self.t_refractory]) / dt)
+        if self._counter:
+            out["_t_ref"] = np.round(self.refractory_ms() / dt)
         return self._pack(**out)
 
     def initial_state(self, n: int) -> dict[str, np.ndarray]:
         vals = {s: self.initial.get(s, 0.0) for s in self._a.states}
-        if self.t_refractory:
+        if self._counter:
             vals["_ref"] = 0.0
         return self._state(n, **vals)
 
@@ -1159,14 +1220,107 @@ class Equations(NeuronModel):
         return (f"Equations({self.equations.strip()!r}, threshold={self.threshold!r}, reset={self.reset_text!r}, "
                 f"refractory={self.refractory!r}, method={self.method!r}, input={self.input!r})")
 
-    def nir_node(self):
-        """The NIR node this model is, or an error naming what has no NIR form."""
-        raise EquationError("models defined by equations have no NIR form yet: NIR has nodes only for LIF, "
-                            "CubaLIF, IF, LI and Integrator, and matching a user's equations to them is not "
-                            "implemented")
+    def nir_node(self, parameters: dict | None = None, time_scale: float = 1.0, shape: tuple | None = None):
+        """The NIR node these equations are, with ``parameters`` (default: the model's own values).
+
+        NIR has nodes for a few linear models; the equations must be one of them exactly (method aside: NIR is
+        continuous time)::
+
+            IF       dv/dt = r I / tau_unit       threshold v > v_th, reset v = v_reset
+            LIF      dv/dt = (v_leak - v + r I) / tau
+            CubaLIF  dI_s/dt = (-I_s + w_in I) / tau_syn,   dv/dt = (v_leak - v + r I_s) / tau_mem
+
+        with a strict threshold on ``v`` and one reset ``v = v_reset``, no refractory period. Times are multiplied
+        by ``time_scale`` (NIR time units per ms; IF's ``r`` is a rate, so it is divided by it). Every field has
+        ``shape`` (default: one value per neuron, the longest parameter). Anything else
+        gets an :class:`EquationError` that names what has no NIR form.
+        """
+        import nir
+
+        a = self._a
+        values = {k: np.asarray(v, np.float64) for k, v in (parameters or self.parameters).items()}
+        why = self._nir_mismatch()
+        if why:
+            raise EquationError(f"these equations have no NIR node: {why} (NIR has LIF, CubaLIF and IF, each "
+                                "with a strict threshold 'v > v_th', the reset 'v = v_reset' and no refractory "
+                                "period)")
+        if "_nir_system" not in a.linear:
+            self._nir_system()
+        A, c, B = (a.linear["_nir_system"][k] for k in ("A", "c", "B"))
+        args = [sp.Symbol(p, real=True) for p in a.params]
+
+        def ev(expr) -> np.ndarray:
+            f = sp.lambdify(args, expr, modules="numpy")
+            return np.asarray(f(*[values[p] for p in a.params]), np.float64)
+
+        if shape is None:
+            shape = (max([v.size for v in values.values()] + [1]),)
+            values = {k: v.reshape(-1) for k, v in values.items()}
+
+        def full(x) -> np.ndarray:
+            return np.broadcast_to(np.asarray(x, np.float64), tuple(shape)).astype(np.float32)
+
+        lhs, _, rhs = a.thr
+        v_th = full(ev(rhs.sym({p: sp.Symbol(p, real=True) for p in a.params})))
+        v_reset = full(ev(a.resets[0][2].sym({p: sp.Symbol(p, real=True) for p in a.params})))
+        iv = a.states.index("v")
+        if len(a.states) == 1:
+            a_vv, b_v, c_v = ev(A[0, 0]), ev(B[0]), ev(c[0])
+            if np.all(a_vv == 0):
+                return nir.IF(r=full(b_v / time_scale), v_threshold=v_th, v_reset=v_reset)
+            tau = -1.0 / a_vv
+            return nir.LIF(tau=full(tau * time_scale), r=full(b_v * tau), v_leak=full(c_v * tau), v_threshold=v_th,
+                           v_reset=v_reset)
+        isyn = 1 - iv
+        tau_syn, tau_mem = -1.0 / ev(A[isyn, isyn]), -1.0 / ev(A[iv, iv])
+        return nir.CubaLIF(tau_syn=full(tau_syn * time_scale), tau_mem=full(tau_mem * time_scale),
+                           r=full(ev(A[iv, isyn]) * tau_mem), v_leak=full(ev(c[iv]) * tau_mem),
+                           v_threshold=v_th, v_reset=v_reset, w_in=full(ev(B[isyn]) * tau_syn))
+
+    def _nir_system(self) -> None:
+        """dX/dt = A X + c + B I for the NIR check (any method: NIR is continuous time)."""
+        if "A" not in self._a.linear:
+            self._exact_system()
+        self._a.linear["_nir_system"] = dict(self._a.linear)
+
+    def _nir_mismatch(self) -> str:
+        """Why these equations are not a NIR node, or "" when they are one."""
+        a = self._a
+        if a.states.count("v") != 1 or len(a.states) > 2:
+            return f"state variables {', '.join(a.states)} (NIR neurons have v, and a synaptic current for CubaLIF)"
+        if self._has_refractory():
+            return "a refractory period"
+        lhs, op, rhs = a.thr
+        if lhs.text.strip() != "v" or op != ">" or rhs.names & (set(a.states) | set(a.subs)):
+            return f"the threshold {self.threshold!r} (NIR tests v > v_threshold, strictly)"
+        if len(a.resets) != 1 or a.resets[0][0] != "v" or a.resets[0][1] != "=" or \
+                a.resets[0][2].names & (set(a.states) | set(a.subs)):
+            return f"the reset {self.reset_text!r} (NIR resets v = v_reset and nothing else)"
+        if a.input_is_state:
+            return "an input added to a state variable"
+        try:
+            self._nir_system()
+        except EquationError:
+            return "nonlinear equations"
+        A, c, B = (a.linear["_nir_system"][k] for k in ("A", "c", "B"))
+        iv = a.states.index("v")
+        if len(a.states) == 1:
+            if A[0, 0] == 0 and c[0] != 0:
+                return "a constant drive in an integrator (NIR's IF has none)"
+            return ""
+        isyn = 1 - iv
+        syn = a.states[isyn]
+        if A[isyn, iv] != 0 or c[isyn] != 0:
+            return f"{syn!r} depends on v or has a constant term (NIR CubaLIF: d{syn}/dt = (-{syn} + w_in I)/tau_syn)"
+        if B[iv] != 0:
+            return "the input reaching v directly (NIR CubaLIF feeds it through the synaptic current)"
+        if A[iv, isyn] == 0:
+            return f"v does not depend on {syn!r}"
+        return ""
 
 
 _REGISTRY: dict[str, Equations] = {}
+_DYNAMICS: dict[str, Dynamics] = {}
 
 
 def _backward_for(key: str, surrogate):

@@ -1,14 +1,16 @@
 """Izhikevich (2003) neuron: a quadratic 2-D model reproducing many firing patterns.
 
-Equations (v in mV, t in ms, I in the model's dimensionless current units)::
+The model is these equations (v in mV, t in ms, I in the model's dimensionless current units); the
+kernels are generated from them by :class:`~neuro.models.Equations`::
 
-    dv/dt = 0.04 v^2 + 5 v + 140 - u + I
-    du/dt = a (b v - u)
-    spike when v >= v_peak (30 mV): v = c, u += d
+    dv/dt = 0.04*v*v + 5*v + 140 - u + I
+    du/dt = a*(b*v - u)
+    threshold: v >= v_peak          reset: v = c; u += d
 
 Nonlinear, so integrated with forward Euler at the given ``dt`` (both equations from the values at the
-start of the step). Defaults are the regular-spiking cell (a=0.02, b=0.2, c=-65, d=8). Not trainable by
-BPTT here (no backward step). No NIR node exists.
+start of the step), as Izhikevich's paper and NEST's ``izhikevich`` do. Defaults are the regular-spiking
+cell (a=0.02, b=0.2, c=-65, d=8); the state starts at ``v = v_init``, ``u = b v_init``. Not trainable by
+BPTT here (the threshold is on a quadratic upstroke). No NIR node exists.
 
 Example:
     >>> import numpy as np
@@ -20,54 +22,42 @@ Example:
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from neuro.models._base import Dynamics
-from neuro.models._neuron import NeuronModel, as_param
+from neuro.models._neuron import as_param
+from neuro.models.equations import Equations
 
-_C04 = np.float32(0.04)
-_C5 = np.float32(5.0)
-_C140 = np.float32(140.0)
-_ONE = np.float32(1.0)
-_ZERO = np.float32(0.0)
-
-
-@numba.njit(inline="always")
-def step(v, u, x, a, b, c, d, v_peak, dt):
-    v_new = v + dt * (_C04 * v * v + _C5 * v + _C140 - u + x)
-    u_new = u + dt * (a * (b * v - u))
-    if v_new >= v_peak:
-        return c, u_new + d, _ONE
-    return v_new, u_new, _ZERO
+EQUATIONS = """
+dv/dt = 0.04*v*v + 5*v + 140 - u + I : 1
+du/dt = a*(b*v - u) : 1
+"""
+THRESHOLD = "v >= v_peak"
+RESET = "v = c; u += d"
 
 
-DYNAMICS = Dynamics(
-    name="izhikevich",
-    state=("v", "u"),
-    params=("a", "b", "c", "d", "v_peak"),
-    options=(),
-    step=step,
-)
-
-
-class Izhikevich(NeuronModel):
+class Izhikevich(Equations):
     """Izhikevich neuron (see module docstring); each parameter scalar or per neuron."""
 
-    dynamics = DYNAMICS
-
     def __init__(self, a=0.02, b=0.2, c=-65.0, d=8.0, v_peak=30.0, v_init=-65.0):
-        self.a = as_param("a", a)
-        self.b = as_param("b", b)
-        self.c = as_param("c", c)
-        self.d = as_param("d", d)
+        self.a, self.b, self.c, self.d = (as_param(k, v) for k, v in (("a", a), ("b", b), ("c", c), ("d", d)))
         self.v_peak = as_param("v_peak", v_peak)
         self.v_init = as_param("v_init", v_init)
+        n = max(p.size for p in (self.b, self.v_init))
+        v0 = np.broadcast_to(self.v_init, (n,)) if self.v_init.size in (1, n) else self.v_init
+        super().__init__(EQUATIONS, threshold=THRESHOLD, reset=RESET, method="euler",
+                         initial={"v": v0, "u": self.b * v0}, a=self.a, b=self.b, c=self.c, d=self.d,
+                         v_peak=self.v_peak)
 
-    def kernel_params(self, dt: float) -> dict[str, np.ndarray]:
-        self._dt(dt)
-        return self._pack(a=self.a, b=self.b, c=self.c, d=self.d, v_peak=self.v_peak)
+    def __repr__(self) -> str:
+        return _pynn_repr(self, ("a", "b", "c", "d", "v_peak", "v_init"))
 
-    def initial_state(self, n: int) -> dict[str, np.ndarray]:
-        v0 = np.broadcast_to(self.v_init, (n,))
-        return self._state(n, v=v0, u=np.broadcast_to(self.b, (n,)) * v0)
+
+def _pynn_repr(model, names) -> str:
+    body = ", ".join(f"{k}={v.tolist() if v.size > 1 else float(v[0])}" for k in names for v in [getattr(model, k)])
+    return f"{type(model).__name__}({body})"
+
+
+def __getattr__(name: str):
+    if name == "DYNAMICS":  # the kernels' description, the same for every parameter set
+        return Izhikevich().dynamics
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
