@@ -5,6 +5,7 @@ and the symbol. (Brian2's own spikes: tests/test_equations_brian2.py.)"""
 
 import math
 
+import nir
 import numpy as np
 import pytest
 import torch
@@ -151,6 +152,25 @@ def test_refractory_timing_brian2_and_nest():
     assert set(np.diff(brian)) == {20} and set(np.diff(nest)) == {21}  # 19 and 20 frozen updates
 
 
+def test_refractory_given_as_a_parameter_is_per_neuron():
+    # Brian2's refractory='tau_ref': a time per neuron, from a parameter; each neuron's period is its frozen
+    # updates plus one, as with the same time given as a number
+    kw = dict(threshold="v > 1", reset="v = 0", tau=1.0)
+    eq = "dv/dt = I / tau : 1 (unless refractory)"
+    cur = np.full((400, 3), 1e3, np.float32)
+    times = [1.0, 2.0, 3.5]
+    per_neuron = Equations(eq, refractory="tau_ref", refractory_timing="nest", tau_ref=times, **kw)
+    spikes = per_neuron.simulate(cur, dt=DT).spikes
+    for k, t_ref in enumerate(times):
+        alone = Equations(eq, refractory=t_ref, refractory_timing="nest", **kw).simulate(cur[:, :1], dt=DT).spikes
+        np.testing.assert_array_equal(spikes[:, k], alone[:, 0])
+        assert set(np.diff(np.nonzero(spikes[:, k])[0])) == {round(t_ref / DT) + 1}
+    with pytest.raises(ValueError, match="refractory 'tau_ref' must be a time >= 0"):
+        Equations(eq, refractory="tau_ref", tau_ref=[1.0, -1.0], **kw).kernel_params(DT)
+    with pytest.raises(EquationError, match="may use parameters only, not v"):
+        Equations(eq, refractory="v * ms", **kw)
+
+
 def _torch_reference(x, tau_m, a, b, v_th, slope=2.0):
     """The adaptive LIF's Euler step and reset written out in torch, with the atan surrogate."""
 
@@ -286,6 +306,7 @@ def test_user_model_trains_on_digits():
     (dict(equations="dv/dt = foo(v) + I : volt"), r"unknown function 'foo'"),
     (dict(equations="dv/dt = -v + I : volt\ndv/dt = I : volt"), r"'v' is defined twice"),
     (dict(equations="dv/dt = -v + I : volt", tau=1.0), r"parameter 'tau' is not used"),
+    (dict(equations="dv/dt = (-v + I) / cm : volt", cm=1.0), r"parameter 'cm' has the name of a unit"),
     (dict(equations="dv/dt = -v + I"), r"no ': unit' annotation"),
     (dict(equations="dv/dt = -v : volt"), r"input 'I' does not appear"),
     (dict(equations="dv/dt = -v + I : volt", threshold="v + 1"), r"must be one comparison"),
@@ -299,6 +320,61 @@ def test_bad_equations_name_the_line_and_symbol(kwargs, match):
     eq = kw.pop("equations")
     with pytest.raises(EquationError, match=match):
         Equations(eq, **kw)
+
+
+def test_equation_models_that_are_nir_nodes_export_as_those_nodes():
+    # one step of 1 ms is 1e-4 NIR time units: taus scale by 1e-4, IF's rate r by 1e4
+    lif = Equations("dv/dt = (v_leak - v + R*I) / tau : volt", threshold="v > v_th", reset="v = v_reset",
+                    method="euler", v_leak=0.25, R=2.0, tau=[4.0, 8.0], v_th=1.0, v_reset=-0.5)
+    node = lif.nir_node(time_scale=1e-4)
+    assert isinstance(node, nir.LIF)
+    np.testing.assert_allclose(node.tau, [4e-4, 8e-4], rtol=1e-6)
+    np.testing.assert_allclose(node.r, [2.0, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(node.v_leak, [0.25, 0.25], rtol=1e-6)
+    np.testing.assert_allclose(node.v_threshold, [1.0, 1.0])
+    np.testing.assert_allclose(node.v_reset, [-0.5, -0.5])
+    cuba = Equations("""
+        dI_s/dt = (-I_s + w_in*I) / tau_syn : amp
+        dv/dt = (-v + R*I_s) / tau_mem : volt
+        """, threshold="v > 1", reset="v = 0", tau_syn=2.0, tau_mem=10.0, w_in=3.0, R=0.5)
+    node = cuba.nir_node(time_scale=1e-4)
+    assert isinstance(node, nir.CubaLIF)
+    np.testing.assert_allclose([node.tau_syn[0], node.tau_mem[0], node.w_in[0], node.r[0], node.v_leak[0]],
+                               [2e-4, 10e-4, 3.0, 0.5, 0.0], rtol=1e-6, atol=1e-9)
+    integrator = Equations("dv/dt = R*I : volt", threshold="v > 1", reset="v = 0", R=2.0)
+    node = integrator.nir_node(time_scale=1e-4)
+    assert isinstance(node, nir.IF)
+    np.testing.assert_allclose(node.r, [2e4], rtol=1e-6)
+
+
+def test_equation_layer_round_trips_through_nir_with_its_spikes():
+    torch.manual_seed(0)
+    model = Equations("dv/dt = (-v + I) / tau : volt", threshold="v > v_th", reset="v = 0", method="euler",
+                      tau=4.0, v_th=1.0)
+    net = torch.nn.Sequential(neuro.nn.TimeDistributed(torch.nn.Linear(3, 6)), neuro.nn.Neuron(model, dt=1.0))
+    graph = neuro.to_nir(net, (3,), dt=1e-4)
+    back = neuro.from_nir(graph, dt=1e-4)  # forward Euler: beta = 1 - dt/tau = 0.75, input gain 0.25
+    x = torch.rand(40, 5, 3) * 3.0
+    with torch.no_grad():
+        ours, theirs = net(x), back(x)
+    assert 0 < ours.sum() < ours.numel()
+    torch.testing.assert_close(theirs, ours)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(equations="dv/dt = (-v - w + I) / tau : volt\ndw/dt = -w / tau : amp\ndu/dt = -u / tau : 1",
+          reset="v = 0"), r"state variables v, w, u"),
+    (dict(equations="dv/dt = (-v + I) / tau : volt (unless refractory)", reset="v = 0", refractory=2.0),
+     r"a refractory period"),
+    (dict(equations="dv/dt = (-v + I) / tau : volt", reset="v = 0", threshold="v >= 1"), r"strictly"),
+    (dict(equations="dv/dt = (-v + I) / tau : volt", reset="v -= 1"), r"the reset 'v -= 1'"),
+    (dict(equations="dv/dt = (-v*v + I) / tau : volt", reset="v = 0", method="euler"), r"nonlinear"),
+])
+def test_equations_without_a_nir_node_say_why(kwargs, match):
+    kw = dict(threshold="v > 1", tau=2.0)
+    kw.update(kwargs)
+    with pytest.raises(EquationError, match=match):
+        Equations(kw.pop("equations"), **kw).nir_node()
 
 
 def test_nir_export_of_an_equation_model_says_what_has_no_nir_form():

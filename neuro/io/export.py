@@ -94,9 +94,21 @@ def _lif_node(module, p, dt):
                    v_reset=p["v_reset"])
 
 
+def _equation_node(module, p, dt):
+    """A layer of a model written as equations: the NIR node its equations are (physical units, ms, scaled to
+    the graph's time unit: one step of ``module.dt`` ms is ``dt``)."""
+    from neuro.models.equations import EquationError
+
+    try:
+        return module.model.nir_node(p, time_scale=dt / module.dt, shape=p["_shape"])
+    except EquationError as exc:
+        raise NIRExportError(str(exc)) from None
+
+
 #: neuro.nn neuron class -> its NIR node, keyed by exact class: a subclass (RLIF is a LIF with recurrence)
 #: changes the dynamics, so it has no NIR node unless registered itself.
-NEURONS = {snn.CubaLIF: _cubalif_node, snn.LI: _li_node, snn.IF: _if_node, snn.LIF: _lif_node}
+NEURONS = {snn.CubaLIF: _cubalif_node, snn.LI: _li_node, snn.IF: _if_node, snn.LIF: _lif_node,
+           snn.Neuron: _equation_node}
 
 
 def _neuron(module: nn.Module, shape: tuple, dt: float, make=None) -> tuple[nir.NIRNode, dict]:
@@ -104,7 +116,11 @@ def _neuron(module: nn.Module, shape: tuple, dt: float, make=None) -> tuple[nir.
     if make is None:
         raise NIRExportError(f"{type(module).__name__} has no NIR node (ALIF and RLIF are not in NIR)")
     meta = {"reset": module.reset, "reset_delay": bool(module.reset_delay)}
-    p = {k: _full(v, shape) for k, v in module.kernel_params().items()}
+    if make is _equation_node:  # the model's physical parameters (learned values included), per neuron
+        p = {k: _full(getattr(module, k), shape) for k in module.model.parameters}
+        p["_shape"] = shape
+    else:
+        p = {k: _full(v, shape) for k, v in module.kernel_params().items()}
     node = make(module, p, dt)
     if type(module) is snn.IF:
         meta["v_init"] = _full(module.v_init, shape).tolist()

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -43,7 +44,8 @@ class Neuron(SpikingNeuron):
 
         if not isinstance(model, Equations):
             raise TypeError(f"model must be a neuro.models.Equations, got {type(model).__name__}")
-        super().__init__(surrogate=surrogate, dt=dt)
+        # the reset a NIR file records for this layer: equations reset in the step they spike (Brian2's schedule)
+        super().__init__(surrogate=surrogate, reset="zero", reset_delay=False, dt=dt)
         self.model = model
         self.dynamics = model.dynamics
         if isinstance(learn, str):
@@ -66,7 +68,7 @@ class Neuron(SpikingNeuron):
                                         torch_module=torch)
         out = {k: coefs[k] for k in self.dynamics.params if k in coefs}
         if "_t_ref" in self.dynamics.params:
-            out["_t_ref"] = torch.tensor(round(self.model.t_refractory / self.dt), dtype=torch.float32)
+            out["_t_ref"] = torch.as_tensor(np.round(self.model.refractory_ms() / self.dt), dtype=torch.float32)
         return {k: v.to(torch.float32) for k, v in out.items()}
 
     def initial_state(self) -> dict:
