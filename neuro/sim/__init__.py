@@ -12,7 +12,15 @@ Example:
     15
 """
 
-from neuro.sim.connectors import (
+import os
+
+# The loop opens a short parallel region each step on large networks. GNU OpenMP's default (threads spin
+# for ~300k iterations before sleeping) made a step 30x slower on a loaded 2-core machine: spinning workers
+# take the core the other thread needs. Passive waiting costs a futex wake per region instead. Read when
+# the OpenMP runtime loads (the first parallel numba call); a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+from neuro.sim.connectors import (  # noqa: E402
     AllToAll,
     Connector,
     Convolution,
@@ -22,7 +30,7 @@ from neuro.sim.connectors import (
     FromSubset,
     OneToOne,
 )
-from neuro.sim.network import (
+from neuro.sim.network import (  # noqa: E402
     STDP,
     Network,
     PoissonSource,

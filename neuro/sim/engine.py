@@ -72,7 +72,7 @@ def source(layout: Layout) -> str:
             "from neuro.sim.random import uniform as _uniform", "from neuro.sim.engine_util import spike_list"]
     helpers: list[str] = []
     values = layout.values
-    args = ["t0", "nsteps", "dt", "seed", "ev_t", "ev_m", "ev_i", "ev_n", "ev_cap", *values]
+    args = ["t0", "nsteps", "dt", "seed", "nthreads", "ev_t", "ev_m", "ev_i", "ev_n", "ev_cap", *values]
     L: list[str] = []
     for e in layout.emitters:
         L.append(f"l_{e.prefix} = np.empty({e.fired}.shape[0], np.int32)")
@@ -109,9 +109,17 @@ def source(layout: Layout) -> str:
         if mon >= 0:
             S += [f"for m in range(n_{e.prefix}):", "    ev_t[ev_n[0]] = t", f"    ev_m[ev_n[0]] = {mon}",
                   f"    ev_i[ev_n[0]] = l_{e.prefix}[m]", "    ev_n[0] += 1"]
+    group: list[str] = []  # consecutive parallel projections share one parallel region
+
+    def flush():
+        if group:  # each thread a fixed range of targets: the same sums in the same order on any count
+            S.extend(["for th in numba.prange(nthreads):", *_indent(group, 4)])
+            group.clear()
+
     for c in layout.projs:
         P, pre, post = c.prefix, c.pre.prefix, c.post.prefix
         if c.stdp is not None:  # traces decay, then pre spikes depress (post trace) and post spikes potentiate
+            flush()
             S += [f"for i in range({c.pre.n}):", f"    {P}_xpre[i] *= {P}_decay_plus",
                   f"for i in range({c.post.n}):", f"    {P}_xpost[i] *= {P}_decay_minus",
                   f"for m in range(n_{pre}):", f"    i = l_{pre}[m]", f"    {P}_xpre[i] += 1.0",
@@ -124,12 +132,13 @@ def source(layout: Layout) -> str:
         src, pargs = _propagate_source(c, f"l_{pre}")
         helpers.append(src)
         rest = ", ".join(pargs[5:])
-        if c.parallel:  # each thread a fixed range of targets: the same sums in the same order on any count
-            lo, hi = f"{c.post.n} * th // nth", f"{c.post.n} * (th + 1) // nth"
-            S += ["nth = numba.get_num_threads()", "for th in numba.prange(nth):",
-                  f"    propagate_{P}(t, {lo}, {hi}, l_{pre}, n_{pre}, {rest})"]
+        if c.parallel:
+            lo, hi = f"{c.post.n} * th // nthreads", f"{c.post.n} * (th + 1) // nthreads"
+            group.append(f"propagate_{P}(t, {lo}, {hi}, l_{pre}, n_{pre}, {rest})")
         else:
+            flush()
             S.append(f"propagate_{P}(t, 0, {c.post.n}, l_{pre}, n_{pre}, {rest})")
+    flush()
     L += _indent(S, 4) + ["return nsteps"]
     jit = f"numba.njit(cache=True, parallel={layout.parallel}, error_model='numpy')"
     return ("\n".join(head) + "\n" + "".join(helpers) + f"\n\n@{jit}\ndef run({', '.join(args)}):\n"

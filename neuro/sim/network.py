@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from neuro import _checks
@@ -227,7 +228,8 @@ class Network:
                 ev_m = np.empty(cap, np.int32)
                 ev_i = np.empty(cap, np.int32)
                 ev_n = np.zeros(1, np.int64)
-                ran = runner(self.t_steps, steps - done, self.dt, seed, ev_t, ev_m, ev_i, ev_n, cap, *values.values())
+                ran = runner(self.t_steps, steps - done, self.dt, seed, numba.get_num_threads(), ev_t, ev_m, ev_i, ev_n,
+                             cap, *values.values())
                 if ran == 0 and done < steps:
                     cap *= 2
                     continue
