@@ -28,7 +28,12 @@ import numpy as np
 from neuro import _checks
 from neuro.models._base import Dynamics, option_code
 
-__all__ = ["forward", "backward", "forward_packed", "backward_packed", "pack_params", "pack_state"]
+__all__ = ["forward", "backward", "forward_packed", "backward_packed", "forward_lean", "backward_lean", "pack_params",
+           "pack_state", "CHECKPOINT_EVERY"]
+
+#: Steps between the state checkpoints the lean kernels keep for backward (chosen by measurement:
+#: benchmarks/RESULTS.md, "Training step").
+CHECKPOINT_EVERY = 16
 
 
 def _is_cuda(a) -> bool:
@@ -119,7 +124,8 @@ def _check_packed(dyn: Dynamics, T: int, n: int, **arrays) -> None:
     index can be out of bounds after this."""
     S, P = len(dyn.state), len(dyn.params)
     want = {"x": (T, n), "state": (S, n), "init": (S, n), "params": (P, n), "spikes": (T, n),
-            "rec": (T, S, n), "g_spikes": (T, n), "g_rec": (T, S, n)}
+            "rec": (T, S, n), "g_spikes": (T, n), "g_rec": (T, S, n),
+            "g_final": (S, n)}
     writes = {"state", "spikes"}
     for name, a in arrays.items():
         if a is None:
@@ -204,11 +210,12 @@ def forward_packed(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, recor
 
 
 def backward_packed(dyn: Dynamics, surrogate, x, init, rec, params, opts, g_spikes, g_rec=None,
-                    dt: float = 1.0, device: str | None = None):
+                    dt: float = 1.0, device: str | None = None, g_final=None):
     """Reverse-time BPTT through ``T`` steps.
 
     Returns ``(g_x[T, N], g_params[P, N], g_init[S, N])``; ``g_rec[T, S, N]`` is the gradient reaching the
-    recorded states (e.g. a loss on the membrane), or None.
+    recorded states (e.g. a loss on the membrane), or None; ``g_final[S, N]`` the gradient reaching the final
+    state (carried into a next chunk), or None.
     """
     from neuro import surrogate as sg_mod
 
@@ -218,7 +225,8 @@ def backward_packed(dyn: Dynamics, surrogate, x, init, rec, params, opts, g_spik
     if len(xs) != 2:
         raise ValueError(f"x must have shape [T, N], got shape {xs}")
     T, n = xs
-    _check_packed(dyn, T, n, x=x, init=init, rec=rec, params=params, opts=opts, g_spikes=g_spikes, g_rec=g_rec)
+    _check_packed(dyn, T, n, x=x, init=init, rec=rec, params=params, opts=opts, g_spikes=g_spikes, g_rec=g_rec,
+                  g_final=g_final)
     dt = _checks.check_dt(dt)
     if not dyn.trainable:
         raise ValueError(f"{dyn.name} has no backward step (not trainable by BPTT)")
@@ -226,6 +234,8 @@ def backward_packed(dyn: Dynamics, surrogate, x, init, rec, params, opts, g_spik
     g_x = _empty(x, (T, n))
     g_params = _zeros(x, (len(dyn.params), n))
     g_state = _zeros(x, (len(dyn.state), n))
+    if g_final is not None:  # the kernels start the reverse sweep from g_state's values
+        g_state[...] = g_final
     has_grec = g_rec is not None
     if g_rec is None:
         g_rec = _empty(x, (1, len(dyn.state), 1))
@@ -243,6 +253,113 @@ def backward_packed(dyn: Dynamics, surrogate, x, init, rec, params, opts, g_spik
             cuda_k.backward_kernel(dyn, sg.grad)[grid, threads](
                 x, init, rec, params, opts, np.float32(dt), np.float32(sg.slope), g_spikes, g_rec, g_x, g_params,
                 g_state, has_grec)
+    return g_x, g_params, g_state
+
+
+def _check_lean(dyn: Dynamics, x, state, params, opts, fmt: str, every: int) -> tuple[int, int]:
+    """Structural O(1) checks of the lean kernels' NumPy arrays (shapes, dtypes, contiguity)."""
+    from neuro.kernels.cpu import FORMATS
+
+    _check_dyn(dyn)
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    every = _checks.check_int("every", every, minimum=1)
+    xs = _shape(x)
+    if len(xs) != 2:
+        raise ValueError(f"x must have shape [T, N], got shape {xs}")
+    T, n = xs
+    want = np.float32 if fmt == "float32" else np.uint16
+    for name, a, dtype in (("x", x, want), ("params", params, np.float32), ("state", state, np.float32)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{dyn.name}: {name} must be a NumPy array (the lean kernels run on the CPU), got "
+                            f"{type(a).__name__}")
+        if a.dtype != dtype:
+            raise TypeError(f"{dyn.name}: {name} must be {np.dtype(dtype)} for fmt={fmt!r}, got {a.dtype}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{dyn.name}: {name} must be C-contiguous")
+    ps = _shape(params)
+    if len(ps) != 2 or ps[0] != len(dyn.params) or (n and (ps[1] == 0 or n % ps[1])):
+        raise ValueError(f"{dyn.name}: params must have shape ({len(dyn.params)}, M) with M dividing N = {n} "
+                         f"(one row per parameter {list(dyn.params)}, one column per neuron of a sample), got {ps}")
+    _check_packed(dyn, T, n, state=state, opts=opts)
+    return T, n
+
+
+def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: str = "float32", *,
+                 checkpoint: bool = True, record_v: bool = False, every: int | None = None):
+    """Run T steps keeping, for :func:`backward_lean`, only the state every ``every`` steps.
+
+    ``x[T, N]`` is float32, or the raw uint16 bits of bfloat16 / float16 input (``fmt``), read directly.
+    ``params`` is ``[P, M]`` for one sample's ``M`` neurons (neuron ``j`` of ``N = B M`` uses column
+    ``j % M``), or ``[P, N]``. ``state[S, N]`` float32 is updated in place to the final state.
+
+    Returns ``(spikes[T, N] in x's format, ckpt[C, S, N] or None, v[T, N] float32 or None)``: ``ckpt[c]``
+    is the state before step ``c * every``, ``v`` the membrane after each step (``record_v``).
+
+    Example:
+        >>> import numpy as np
+        >>> from neuro import kernels
+        >>> from neuro.models import lif
+        >>> x = np.full((5, 3), 0.6, np.float32)
+        >>> p = np.array([[0.9], [1.0], [0.0], [1.0], [0.0], [0.0]], np.float32)   # one column for all neurons
+        >>> spikes, ckpt, _ = kernels.forward_lean(lif.DYNAMICS, x, np.zeros((2, 3), np.float32), p,
+        ...                                        np.array([0, 1]), every=2)
+        >>> spikes[:, 0].tolist(), ckpt.shape
+        ([0.0, 1.0, 0.0, 1.0, 0.0], (3, 2, 3))
+    """
+    from neuro.kernels import cpu
+
+    every = CHECKPOINT_EVERY if every is None else every
+    T, n = _check_lean(dyn, x, state, params, opts, fmt, every)
+    dt = _checks.check_dt(dt)
+    checkpoint = _checks.check_bool("checkpoint", checkpoint)
+    record_v = _checks.check_bool("record_v", record_v)
+    S = len(dyn.state)
+    spikes = np.empty((T, n), x.dtype)
+    ckpt = np.empty(((T + every - 1) // every if checkpoint else 0, S, n), np.float32)
+    vrec = np.empty((T, n) if record_v else (1, 1), np.float32)
+    cpu.lean_forward_kernel(dyn, fmt)(x, state, params, opts, np.float32(dt), spikes, ckpt, vrec, every,
+                                      cpu.BLOCK, record_v)
+    return spikes, (ckpt if checkpoint else None), (vrec if record_v else None)
+
+
+def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v=None, g_final=None,
+                  dt: float = 1.0, fmt: str = "float32", every: int | None = None):
+    """Reverse-time BPTT from the checkpoints of :func:`forward_lean` (same ``x``, ``params``, ``every``),
+    recomputing each segment's states in the kernel.
+
+    ``g_spikes[T, N]`` is in x's format, ``g_v[T, N]`` (gradient reaching the recorded membrane) and
+    ``g_final[S, N]`` (reaching the final state) float32 or None. Returns ``(g_x[T, N] in x's format,
+    g_params[P, N] per neuron, g_init[S, N])``.
+    """
+    from neuro import surrogate as sg_mod
+    from neuro.kernels import cpu
+
+    sg = sg_mod.get(surrogate)
+    every = CHECKPOINT_EVERY if every is None else every
+    S, P = len(dyn.state), len(dyn.params)
+    g_state = np.zeros((S, _shape(x)[1] if len(_shape(x)) == 2 else 0), np.float32)
+    T, n = _check_lean(dyn, x, g_state, params, opts, fmt, every)
+    if not dyn.trainable:
+        raise ValueError(f"{dyn.name} has no backward step (not trainable by BPTT)")
+    C = (T + every - 1) // every
+    for name, a, shape, dtype in (("ckpt", ckpt, (C, S, n), np.float32), ("g_spikes", g_spikes, (T, n), x.dtype),
+                                  ("g_v", g_v, (T, n), np.float32), ("g_final", g_final, (S, n), np.float32)):
+        if a is None and name in ("ckpt", "g_spikes"):
+            raise ValueError(f"{name} is required")
+        if a is not None and (not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype
+                              or not a.flags.c_contiguous):
+            raise ValueError(f"{dyn.name}: {name} must be a C-contiguous {np.dtype(dtype)} array of shape {shape}, "
+                             f"got {getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+    if g_final is not None:
+        g_state[...] = g_final
+    dt = _checks.check_dt(dt)
+    g_x = np.empty((T, n), x.dtype)
+    g_params = np.zeros((P, n), np.float32)
+    has_gv = g_v is not None
+    kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt)
+    kern(x, ckpt, params, opts, np.float32(dt), np.float32(sg.slope), g_spikes,
+         g_v if has_gv else np.empty((1, 1), np.float32), g_x, g_params, g_state, every, cpu.BLOCK, has_gv)
     return g_x, g_params, g_state
 
 

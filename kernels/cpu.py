@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from functools import cache
 
+import numba
+import numpy as np
+
 from neuro.kernels.codegen import importable_name, load, names
 from neuro.models._base import Dynamics
 
@@ -159,3 +162,231 @@ def backward_kernel(dyn: Dynamics, surrogate_grad, options: tuple[int, ...] | No
     if inject:
         inject = {**inject}
     return load(f"{dyn.name}_cpu_bwd", head + _backward_source(dyn, options), inject).backward
+
+
+# -- lean kernels: checkpointed state, low-precision input, per-sample parameter rows ------------------------
+#
+# What a training layer keeps for backward is its input (in the input's own dtype) and the state every K
+# steps (``ckpt[C, S, N]``, C = ceil(T / K)); the backward kernel recomputes the K states of one segment
+# into a block-local buffer and runs the reverse sweep over it. The recomputation calls the same step
+# function on the same float32 values, so it reproduces the forward states bitwise.
+#
+# Input formats: "float32", or "bfloat16" / "float16" passed as their raw uint16 bits (numba has no CPU
+# float16 or bfloat16 type): a row of one block is decoded into a block-local float32 buffer, exactly
+# (every bfloat16 and float16 value is a float32), so there is never an upcast copy of the whole input.
+# Spikes and the input gradient are written back in the input's format (gradients rounded to nearest even,
+# as torch's ``.to(dtype)`` rounds). Parameters come as ``[P, M]`` rows for one sample's M neurons (N = B M)
+# and are gathered per block, instead of B copies.
+
+FORMATS = ("float32", "bfloat16", "float16")
+_ONE_BITS = {"bfloat16": 0x3F80, "float16": 0x3C00}
+
+# 2 ** (max(e, 1) - 25) for a float16 exponent field e: value = (mantissa | implicit bit) * _F16_SCALE[e]
+_F16_SCALE = np.array([2.0 ** (max(e, 1) - 25) for e in range(32)], np.float32)
+
+
+@numba.njit(inline="always", cache=True)
+def f16_value(h):
+    """The float32 value of float16 bits ``h`` (exact; finite values, inf for the all-ones exponent)."""
+    b = np.int32(h)
+    e = (b >> 10) & 0x1F
+    m = b & 0x3FF
+    if e == 31:
+        mag = np.float32(np.inf) if m == 0 else np.float32(np.nan)
+    else:
+        mag = np.float32(m | (0x400 if e > 0 else 0)) * _F16_SCALE[e]
+    return -mag if b & 0x8000 else mag
+
+
+@numba.njit(inline="always", cache=True)
+def f16_bits(f):
+    """float16 bits of the float32 with bits ``f`` (uint32), rounded to nearest even (numpy's algorithm)."""
+    f = np.uint32(f)
+    h_sgn = np.uint32((f & np.uint32(0x80000000)) >> np.uint32(16))
+    f_exp = f & np.uint32(0x7F800000)
+    if f_exp >= np.uint32(0x47800000):  # overflow to inf, or inf / nan
+        if f_exp == np.uint32(0x7F800000) and (f & np.uint32(0x007FFFFF)) != 0:
+            return np.uint16(h_sgn | np.uint32(0x7E00))
+        return np.uint16(h_sgn | np.uint32(0x7C00))
+    if f_exp <= np.uint32(0x38000000):  # subnormal half or signed zero
+        if f_exp < np.uint32(0x33000000):
+            return np.uint16(h_sgn)
+        e = f_exp >> np.uint32(23)
+        f_sig = np.uint32(0x00800000) + (f & np.uint32(0x007FFFFF))
+        f_sig = f_sig >> (np.uint32(113) - e)
+        if (f_sig & np.uint32(0x3FFF)) != np.uint32(0x1000) or (f & np.uint32(0x7FF)) != 0:
+            f_sig += np.uint32(0x1000)
+        return np.uint16(h_sgn + (f_sig >> np.uint32(13)))
+    h_exp = (f_exp - np.uint32(0x38000000)) >> np.uint32(13)
+    f_sig = f & np.uint32(0x007FFFFF)
+    if (f_sig & np.uint32(0x3FFF)) != np.uint32(0x1000):
+        f_sig += np.uint32(0x1000)
+    return np.uint16(h_sgn + ((f_sig >> np.uint32(13)) + h_exp))
+
+
+@numba.njit(inline="always", cache=True)
+def bf16_bits(f):
+    """bfloat16 bits of the float32 with bits ``f`` (uint32), rounded to nearest even (as torch does)."""
+    f = np.uint32(f)
+    if (f & np.uint32(0x7F800000)) == np.uint32(0x7F800000) and (f & np.uint32(0x007FFFFF)) != 0:
+        return np.uint16((f >> np.uint32(16)) | np.uint32(0x0040))  # quiet nan
+    f = f + np.uint32(0x7FFF) + ((f >> np.uint32(16)) & np.uint32(1))
+    return np.uint16(f >> np.uint32(16))
+
+
+def _decode(fmt: str, row: str, buf: str, indent: str) -> str:
+    """Fill the block-local float32 ``buf`` (with uint32 view ``buf_u``) from the uint16 ``row``."""
+    if fmt == "float32":
+        return ""
+    body = (f"{buf}_u[i] = np.uint32({row}[i]) << np.uint32(16)" if fmt == "bfloat16"
+            else f"{buf}[i] = f16_value({row}[i])")
+    return f"{indent}for i in range(m):\n{indent}    {body}\n"
+
+
+def _buffers(fmt: str, names_: list[str]) -> str:
+    if fmt == "float32":
+        return ""
+    return "".join(f"    {b}_u = np.empty(m, np.uint32)\n    {b} = {b}_u.view(np.float32)\n" for b in names_)
+
+
+def _gather(prefix: str, n: int) -> str:
+    """Block-local parameter rows gathered from per-sample rows ``params[P, M]`` (neuron j uses column j % M)."""
+    lines = "".join(f"    {prefix}{k} = np.empty(m, np.float32)\n" for k in range(n))
+    body = "".join(f"        {prefix}{k}[i] = params[{k}, j]\n" for k in range(n))
+    return lines + f"    for i in range(m):\n        j = (lo + i) % params.shape[1]\n{body}"
+
+
+def _lean_forward_source(dyn: Dynamics, fmt: str) -> str:
+    S, P, n_opt = len(dyn.state), len(dyn.params), len(dyn.options)
+    s, o, new = names("s", S), names("o", n_opt), names("n", S)
+    mem = dyn.state.index(dyn.membrane)
+    xv = "xt[i]" if fmt == "float32" else "xb[i]"
+    call = ", ".join([f"{v}[i]" for v in s] + [xv] + [f"p{k}[i]" for k in range(P)] + o + ["dt"])
+    store = "".join(f"            {v}[i] = {w}\n" for v, w in zip(s, new, strict=True))
+    spk = "spk" if fmt == "float32" else f"np.uint16({_ONE_BITS[fmt]}) if spk > 0 else np.uint16(0)"
+    ckpt = "".join(f"            ckpt[c, {k}, lo:hi] = {v}\n" for k, v in enumerate(s))
+    write_back = "".join(f"    state[{k}, lo:hi] = {v}\n" for k, v in enumerate(s))
+    out = []
+    for suffix, rec in (("", False), ("_v", True)):
+        out.append(f"""
+@{_JIT}
+def _lblock{suffix}(x, state, params, opts, dt, spikes, ckpt, vrec, every, lo, hi):
+{_load_options(o, None)}{_locals("s", "state", S)}    m = hi - lo
+{_gather("p", P)}{_buffers(fmt, ["xb"])}    for t in range(x.shape[0]):
+        if ckpt.shape[0] > 0 and t % every == 0:
+            c = t // every
+{ckpt}        xt = x[t, lo:hi]
+{_decode(fmt, "xt", "xb", "        ")}        st = spikes[t, lo:hi]
+{"        vr = vrec[t, lo:hi]" + chr(10) if rec else ""}        for i in range(m):
+            {", ".join(new)}, spk = _step({call})
+{store}            st[i] = {spk}
+{f"            vr[i] = n{mem}" + chr(10) if rec else ""}{write_back}
+""")
+    out.append(f"""
+@{_PJIT}
+def forward(x, state, params, opts, dt, spikes, ckpt, vrec, every, block, record_v):
+    n = x.shape[1]
+    nblocks = (n + block - 1) // block
+    for b in numba.prange(nblocks):
+        lo = b * block
+        hi = min(lo + block, n)
+        if record_v:
+            _lblock_v(x, state, params, opts, dt, spikes, ckpt, vrec, every, lo, hi)
+        else:
+            _lblock(x, state, params, opts, dt, spikes, ckpt, vrec, every, lo, hi)
+""")
+    return "".join(out)
+
+
+def _lean_backward_source(dyn: Dynamics, fmt: str) -> str:
+    S, P, n_opt = len(dyn.state), len(dyn.params), len(dyn.options)
+    s, o, new = names("s", S), names("o", n_opt), names("n", S)
+    gs, gp = names("gs", S), names("gp", P)
+    mem = dyn.state.index(dyn.membrane)
+    low = fmt != "float32"
+    xv = "xb[i]" if low else "xt[i]"
+    p_args = [f"p{k}[i]" for k in range(P)]
+    step_call = ", ".join([f"{v}[i]" for v in s] + [xv] + p_args + o + ["dt"])
+    advance = "".join(f"                    {v}[i] = {w}\n" for v, w in zip(s, new, strict=True))
+    save = "".join(f"            seg[t - t0, {k}] = {v}\n" for k, v in enumerate(s))
+    restore = "".join(f"        {v}[:] = ckpt[c, {k}, lo:hi]\n" for k, v in enumerate(s))
+    prev = "".join(f"            q{k} = seg[t - t0, {k}]\n" for k in range(S))
+    encode = "" if not low else (
+        "            gxo = g_x[t, lo:hi]\n            for i in range(m):\n"
+        f"                gxo[i] = {'bf16_bits' if fmt == 'bfloat16' else 'f16_bits'}(gxb_u[i])\n")
+
+    def body(with_gv: bool) -> str:
+        carried = [f"c{k}[i]" + (" + gv[i]" if with_gv and k == mem else "") for k in range(S)]
+        call = ", ".join([f"q{k}[i]" for k in range(S)] + [xv] + p_args + o
+                         + ["dt", "slope", "gsb[i]" if low else "gst[i]"] + carried)
+        lines = [f"                {', '.join(gs)}, gx, {', '.join(gp)} = _backward({call})"]
+        lines += [f"                c{k}[i] = {v}" for k, v in enumerate(gs)]
+        lines += [f"                {'gxb' if low else 'gxt'}[i] = gx"]
+        lines += [f"                a{k}[i] += {v}" for k, v in enumerate(gp)]
+        return "\n".join(lines) + "\n"
+
+    accumulators = "".join(f"    a{k} = np.zeros(m, np.float32)\n" for k in range(P))
+    state_bufs = "".join(f"    {v} = np.empty(m, np.float32)\n" for v in s)
+    out = []
+    for suffix, with_gv in (("", False), ("_gv", True)):
+        out.append(f"""
+@{_JIT}
+def _lbblock{suffix}(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi):
+{_load_options(o, None)}    m = hi - lo
+{_gather("p", P)}{_locals("c", "g_state", S)}{accumulators}{state_bufs}{_buffers(fmt, ["xb", "gsb", "gxb"])}\
+    seg = np.empty((every, {S}, m), np.float32)
+    T = x.shape[0]
+    for c in range((T + every - 1) // every - 1, -1, -1):
+        t0 = c * every
+        t1 = min(T, t0 + every)
+{restore}        for t in range(t0, t1):
+{save}            if t + 1 < t1:
+                xt = x[t, lo:hi]
+{_decode(fmt, "xt", "xb", "                ")}                for i in range(m):
+                    {", ".join(new)}, spk = _step({step_call})
+{advance}        for t in range(t1 - 1, t0 - 1, -1):
+{prev}            xt = x[t, lo:hi]
+            gst = g_spikes[t, lo:hi]
+            gxt = g_x[t, lo:hi]
+{_decode(fmt, "xt", "xb", "            ")}{_decode(fmt, "gst", "gsb", "            ")}\
+{"            gv = g_v[t, lo:hi]" + chr(10) if with_gv else ""}            for i in range(m):
+{body(with_gv)}{encode}{"".join(f"    g_state[{k}, lo:hi] = c{k}" + chr(10) for k in range(S))}\
+{"".join(f"    g_params[{k}, lo:hi] = a{k}" + chr(10) for k in range(P))}
+""")
+    out.append("""
+@{pjit}
+def backward(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, block, has_gv):
+    n = x.shape[1]
+    nblocks = (n + block - 1) // block
+    for b in numba.prange(nblocks):
+        lo = b * block
+        hi = min(lo + block, n)
+        if has_gv:
+            _lbblock_gv(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi)
+        else:
+            _lbblock(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi)
+""".replace("{pjit}", _PJIT))
+    return "".join(out)
+
+
+def _lean_imports(dyn: Dynamics, fmt: str, surrogate=None) -> tuple[str, dict | None]:
+    head, inject = _imports(dyn, surrogate)
+    if fmt != "float32":
+        head = head.rstrip("\n") + "\nfrom neuro.kernels.cpu import bf16_bits, f16_bits, f16_value  # noqa: F401\n\n"
+    return head, inject
+
+
+@cache
+def lean_forward_kernel(dyn: Dynamics, fmt: str = "float32"):
+    """The forward kernel that writes state checkpoints (see the section comment) for input format ``fmt``."""
+    head, _ = _lean_imports(dyn, fmt)
+    return load(f"{dyn.name}_cpu_lfwd_{fmt}", head + _lean_forward_source(dyn, fmt)).forward
+
+
+@cache
+def lean_backward_kernel(dyn: Dynamics, surrogate_grad, fmt: str = "float32"):
+    """The backward kernel that recomputes each segment's states from its checkpoint."""
+    if dyn.make_backward is None:
+        raise ValueError(f"model {dyn.name!r} has no backward step (it is not trainable)")
+    head, inject = _lean_imports(dyn, fmt, surrogate_grad)
+    return load(f"{dyn.name}_cpu_lbwd_{fmt}", head + _lean_backward_source(dyn, fmt), inject).backward

@@ -110,20 +110,85 @@ class SpikingNeuron(nn.Module):
             rows.append(v.unsqueeze(0).expand(batch, *sample_shape).reshape(n))
         return torch.stack(rows)
 
-    def forward(self, x: torch.Tensor, return_v: bool = False):
-        """Spikes ``[T, B, ...]`` (float 0/1); with ``return_v=True`` also the membrane after each step."""
+    def _initial(self, state, batch: int, sample_shape: tuple, device) -> torch.Tensor:
+        """The initial state ``[S, B * prod(sample)]`` float32: the layer's own (``initial_state``) where
+        ``state`` is None, else the user's ``{name: [B, ...]}`` (missing names take the layer's value)."""
+        names = self.dynamics.state
+        if state is None:
+            return self._rows(self.initial_state(), names, sample_shape, batch, device)
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict of state name -> tensor [B, ...] (from return_state=True), "
+                            f"got {type(state).__name__}")
+        unknown = [k for k in state if k not in names]
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown state variables {unknown}; expected {list(names)}")
+        full = (batch, *sample_shape)
+        own = self.initial_state()
+        rows = []
+        for name in names:
+            if name not in state:
+                rows.append(self._rows({name: own.get(name, 0.0)}, (name,), sample_shape, batch, device)[0])
+                continue
+            v = state[name]
+            if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+                raise TypeError(f"state[{name!r}] must be a float tensor of shape {full}, got "
+                                f"{getattr(v, 'dtype', type(v).__name__)}")
+            if v.device != device:
+                raise ValueError(f"state[{name!r}] is on {v.device} but x is on {device}")
+            try:
+                v = v.to(torch.float32).expand(full)  # the state is float32 whatever the input's dtype
+            except RuntimeError:
+                raise ValueError(f"state[{name!r}] of shape {tuple(v.shape)} does not broadcast to [B, ...] = "
+                                 f"{full}") from None
+            _checks.check_finite_tensor(f"state[{name!r}]", v)
+            rows.append(v.reshape(-1))
+        return torch.stack(rows)
+
+    def _state_dict_out(self, final: torch.Tensor, batch: int, sample_shape: tuple) -> dict[str, torch.Tensor]:
+        return {name: final[k].reshape(batch, *sample_shape) for k, name in enumerate(self.dynamics.state)}
+
+    def forward(self, x: torch.Tensor, state: dict | None = None, return_v: bool = False,
+                return_state: bool = False):
+        """Run the layer over ``x [T, B, ...]``.
+
+        Args:
+            x: time-major input current.
+            state: the state to start from, ``{name: tensor [B, ...]}`` with the names of
+                ``self.dynamics.state`` (what ``return_state=True`` returned for the previous chunk; missing
+                names start at the layer's initial value). None: the layer's initial state.
+            return_v: also return the membrane after each step ``[T, B, ...]``.
+            return_state: also return the final state, in the form ``state`` takes. It is differentiable:
+                carry it as is to backpropagate through chunks, or ``.detach()`` it for truncated BPTT.
+
+        Returns:
+            ``spikes``; ``(spikes, v)`` with ``return_v``; ``(spikes[, v], state)`` with ``return_state``.
+            A run in chunks, each started from the previous chunk's state, gives exactly the spikes and
+            final state of one call over the whole sequence.
+
+        Example:
+            >>> import torch, neuro
+            >>> lif = neuro.nn.LIF(beta=0.9)
+            >>> x = torch.rand(20, 2, 5)
+            >>> s1, st = lif(x[:10], return_state=True)
+            >>> s2, st = lif(x[10:], state=st, return_state=True)      # st = {k: v.detach() ...}: truncated BPTT
+            >>> bool((torch.cat([s1, s2]) == lif(x)).all()), sorted(st)
+            (True, ['ref', 'v'])
+        """
         x = check_time_major(x)
         return_v = _checks.check_bool("return_v", return_v)
+        return_state = _checks.check_bool("return_state", return_state)
         T, B, sample = x.shape[0], x.shape[1], tuple(x.shape[2:])
         params = self._rows(self.kernel_params(), self.dynamics.params, sample, B, x.device)
-        init = self._rows(self.initial_state(), self.dynamics.state, sample, B, x.device)
-        spikes, states = neuron_scan(self.dynamics, x.reshape(T, B * math.prod(sample)), params, init,
-                                     self.options(), self.surrogate, self.dt, record=return_v)
-        spikes = spikes.reshape(x.shape)
-        if not return_v:
-            return spikes
-        v = states[:, self.dynamics.state.index(self.dynamics.membrane)].reshape(x.shape)
-        return spikes, v
+        init = self._initial(state, B, sample, x.device)
+        spikes, states, final = neuron_scan(self.dynamics, x.reshape(T, B * math.prod(sample)), params, init,
+                                            self.options(), self.surrogate, self.dt, record=return_v,
+                                            return_state=True)
+        out = [spikes.reshape(x.shape)]
+        if return_v:
+            out.append(states[:, self.dynamics.state.index(self.dynamics.membrane)].reshape(x.shape))
+        if return_state:
+            out.append(self._state_dict_out(final, B, sample))
+        return out[0] if len(out) == 1 else tuple(out)
 
     def extra_repr(self) -> str:
         return f"reset={self.reset!r}, reset_delay={self.reset_delay}, surrogate={self.surrogate.name}"

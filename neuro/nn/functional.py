@@ -61,23 +61,26 @@ class _NeuronScan(torch.autograd.Function):
         ctx.dyn, ctx.opts, ctx.sg, ctx.dt = dyn, opts_np, sg, dt
         ctx.save_for_backward(x, params, init, rec_t)
         ctx.set_materialize_grads(False)
-        return spikes_t, rec_t
+        # the kernel left the final state in `state`: an output, so a caller can carry it to the next chunk
+        return spikes_t, rec_t, state
 
     @staticmethod
-    def backward(ctx, g_spikes, g_rec):
+    def backward(ctx, g_spikes, g_rec, g_final):
         x, params, init, rec = ctx.saved_tensors
         if g_spikes is None:
             g_spikes = torch.zeros_like(x)
         g_x, g_p, g_init = kernels.backward_packed(
             ctx.dyn, ctx.sg, _as_array(x), _as_array(init.contiguous()), _as_array(rec), _as_array(params), ctx.opts,
-            _as_array(g_spikes.contiguous()), None if g_rec is None else _as_array(g_rec.contiguous()), ctx.dt)
+            _as_array(g_spikes.contiguous()), None if g_rec is None else _as_array(g_rec.contiguous()), ctx.dt,
+            g_final=None if g_final is None else _as_array(g_final.contiguous()))
         return (_from_array(g_x, x), _from_array(g_p, x), _from_array(g_init, x), None, None, None, None, None)
 
 
 # torch.compile: one clean graph break here instead of dynamo tracing into numba (tests/test_torch_compile.py)
 @torch.compiler.disable
 def neuron_scan(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: torch.Tensor, options,
-                surrogate=None, dt: float = 1.0, record: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                surrogate=None, dt: float = 1.0, record: bool = True, return_state: bool = False
+                ) -> tuple[torch.Tensor, ...]:
     """Run ``dyn`` over ``T`` steps in one fused kernel call; differentiable w.r.t. ``x``, ``params``, ``init``.
 
     Args:
@@ -88,18 +91,22 @@ def neuron_scan(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: torc
         options: one value per ``dyn.options`` entry, in order (sequence or tensor): an int code or its name
             (``"subtract"``, ``"zero"``, ``"none"`` for ``reset_mode``; a bool for ``reset_delay``).
         surrogate: name or :class:`neuro.surrogate.Surrogate` for dS/dU (default atan(2)).
+        return_state: also return the final state ``[S, N]``, differentiable (a loss on it reaches ``x``,
+            ``params`` and ``init``), to carry into the next call.
 
     Every shape is checked against every other (``params`` must be ``[P, N]`` and ``init`` ``[S, N]`` for
     the ``N`` of ``x``), dtypes must be float, ``x`` and ``init`` finite in float32, ``params`` free of NaN
     (a threshold may be ``inf``), ``options`` known codes. ``T = 0`` or ``N = 0`` give empty outputs.
     Returns:
-        ``(spikes [T, N], states [T, S, N])``, the states after each step.
+        ``(spikes [T, N], states [T, S, N])``, the states after each step (empty unless ``record``), and
+        with ``return_state=True`` the final state ``[S, N]`` as a third element.
     """
     if not isinstance(dyn, Dynamics):
         raise TypeError(f"dyn must be a neuron model's Dynamics (e.g. neuro.models.lif.DYNAMICS), got {dyn!r}")
     sg = surrogate_mod.get(surrogate)
     dt = _checks.check_dt(dt)
     record = _checks.check_bool("record", record)
+    return_state = _checks.check_bool("return_state", return_state)
     S, P = len(dyn.state), len(dyn.params)
     for name, t in (("x", x), ("params", params), ("init", init)):
         if not isinstance(t, torch.Tensor):
@@ -129,4 +136,5 @@ def neuron_scan(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: torc
     if len(options) != len(dyn.options):
         raise ValueError(f"options must have {len(dyn.options)} values {list(dyn.options)}, got {list(options)}")
     opts = np.array([option_code(k, v) for k, v in zip(dyn.options, options, strict=True)] or [0], dtype=np.int64)
-    return _NeuronScan.apply(x, params, init, dyn, opts, sg, dt, record)
+    spikes, states, final = _NeuronScan.apply(x, params, init, dyn, opts, sg, dt, record)
+    return (spikes, states, final) if return_state else (spikes, states)

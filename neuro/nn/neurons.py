@@ -105,9 +105,12 @@ class LI(SpikingNeuron):
         return {"decay": self.beta.clamp(0, 1), "gain": self.gain, "v_leak": self.v_leak, "threshold": math.inf,
                 "v_reset": 0.0, "t_ref": 0.0}
 
-    def forward(self, x: torch.Tensor, return_v: bool = True):  # noqa: D102 - returns the membrane
-        _, v = super().forward(x, return_v=True)
-        return v
+    def forward(self, x: torch.Tensor, state: dict | None = None, return_v: bool = True,
+                return_state: bool = False):
+        """The membrane ``[T, B, ...]``; with ``return_state=True`` also the final state (see
+        :meth:`SpikingNeuron.forward`)."""
+        out = super().forward(x, state=state, return_v=True, return_state=return_state)
+        return (out[1], out[2]) if return_state else out[1]
 
 
 class CubaLIF(SpikingNeuron):
@@ -174,25 +177,37 @@ class RLIF(LIF):
         self.size = _checks.check_int("size", size, minimum=1)
         self.recurrent = nn.Linear(self.size, self.size)
 
-    def forward(self, x: torch.Tensor, return_v: bool = False):
+    def forward(self, x: torch.Tensor, state: dict | None = None, return_v: bool = False,
+                return_state: bool = False):
+        """As :meth:`SpikingNeuron.forward`; the state also holds ``"spk"``, the last step's spikes
+        ``[B, size]`` that feed back at the next step."""
         x = check_time_major(x)
         return_v = _checks.check_bool("return_v", return_v)
+        return_state = _checks.check_bool("return_state", return_state)
         if x.shape[-1] != self.size or x.dim() != 3:
             raise ValueError(f"RLIF expects input [T, B, {self.size}], got shape {tuple(x.shape)}")
         T, B = x.shape[0], x.shape[1]
         params = self._rows(self.kernel_params(), self.dynamics.params, (self.size,), B, x.device)
-        state = x.new_zeros((len(self.dynamics.state), B * self.size))
-        spk = x.new_zeros((B, self.size))
+        if state is not None and not isinstance(state, dict):
+            raise TypeError(f"state must be a dict of state name -> tensor [B, ...], got {type(state).__name__}")
+        state = dict(state or {})
+        spk = state.pop("spk", None)
+        st = self._initial(state or None, B, (self.size,), x.device)
+        spk = x.new_zeros((B, self.size)) if spk is None else spk.to(x.dtype).expand(B, self.size)
         spikes, vs = [], []
         for t in range(T):
             drive = (x[t] + self.recurrent(spk)).reshape(1, -1)
-            s, st = neuron_scan(self.dynamics, drive, params, state, self.options(), self.surrogate, record=True)
-            state = st[0]
+            s, _, st = neuron_scan(self.dynamics, drive, params, st, self.options(), self.surrogate, record=False,
+                                   return_state=True)
             spk = s.reshape(B, self.size)
             spikes.append(spk)
-            vs.append(state[0].reshape(B, self.size))
-        out = torch.stack(spikes)
-        return (out, torch.stack(vs)) if return_v else out
+            vs.append(st[0].reshape(B, self.size))
+        out = [torch.stack(spikes)] if T else [x.new_zeros(x.shape)]
+        if return_v:
+            out.append(torch.stack(vs) if T else x.new_zeros(x.shape))
+        if return_state:
+            out.append({**self._state_dict_out(st, B, (self.size,)), "spk": spk})
+        return out[0] if len(out) == 1 else tuple(out)
 
     def extra_repr(self) -> str:
         return f"size={self.size}, " + super().extra_repr()
