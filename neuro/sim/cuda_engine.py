@@ -76,7 +76,10 @@ def source(layout: Layout) -> str:
 
 
 def grid(n: int) -> tuple[int, int]:
-    return max(1, (n + THREADS - 1) // THREADS), THREADS
+    """(blocks, threads) for ``n`` items: blocks of :data:`THREADS`, or one block of ``n`` for small ``n``
+    (the CUDA simulator runs every thread of a block, idle or not)."""
+    threads = max(1, min(THREADS, n))
+    return max(1, (n + threads - 1) // threads), threads
 
 
 def run_cuda(net, layout: Layout, steps: int, progress: bool) -> None:

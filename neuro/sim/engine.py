@@ -42,10 +42,10 @@ def _update_source(p: PopulationPart) -> tuple[str, list[str]]:
     """The njit update of neurons ``lo:hi`` of one population; returns (source, argument names)."""
     args = ["t", "lo", "hi", "dt", *p.names]
     if p.drive is not None:
-        args.append(f"{p.prefix}_drive_p0")
+        args.append(f"{p.prefix}_drive_cdf")
     body = _indent(p.prologue_lines(), 4)
     if p.drive is not None:  # its own pass: the draw loop does not vectorise, the neuron loop then does
-        body += ["    for i in range(lo, hi):", "        " + p.drive_line("_poisson_p0")]
+        body += ["    for i in range(lo, hi):", "        " + p.drive_line("_poisson_table")]
     body += ["    for i in range(lo, hi):", *_indent(p.neuron_lines(), 8)]
     src = f"\n\n@{_JIT}\ndef update_{p.prefix}({', '.join(args)}):\n" + "\n".join(body) + "\n"
     return src, args
@@ -68,7 +68,8 @@ def _propagate_source(c: ProjectionPart, pre_list: str) -> tuple[str, list[str]]
 
 def source(layout: Layout) -> str:
     """The Python source of the whole loop (readable: every variable is named after what it holds)."""
-    head = ["import numba", "import numpy as np", "from neuro.sim.random import poisson_p0 as _poisson_p0",
+    head = ["import numba", "import numpy as np", "from neuro.sim.random import poisson_cdf as _poisson_cdf",
+            "from neuro.sim.random import poisson_table as _poisson_table",
             "from neuro.sim.random import uniform as _uniform", "from neuro.sim.engine_util import spike_list"]
     helpers: list[str] = []
     values = layout.values
@@ -80,7 +81,7 @@ def source(layout: Layout) -> str:
         mod, attr = p.step_import
         head.append(f"from {mod} import {attr} as {p.step_name}")
         if p.drive is not None:
-            L.append(f"{p.prefix}_drive_p0 = np.exp(-{p.prefix}_drive_lam)")
+            L.append(f"{p.prefix}_drive_cdf = _poisson_cdf({p.prefix}_drive_lam)")
     mon_total = " + ".join(f"{e.n}" for e in layout.emitters if layout.monitor_of(e) >= 0) or "0"
     L += ["for s in range(nsteps):", "    t = t0 + s", f"    if ev_n[0] + {mon_total} > ev_cap:", "        return s"]
     S = []  # the step body

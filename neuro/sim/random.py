@@ -41,6 +41,34 @@ def poisson_p0(seed, counter, lam, p0):
     return k
 
 
+_POISSON_KMAX = 1000  # inversion stops here (a count of 1000 in one step is far beyond any sensible lam)
+
+
+@numba.njit(cache=True, nogil=True)
+def poisson_cdf(lam):
+    """The cumulative sums :func:`poisson_p0` walks for ``lam``, in the same float64 operations and order,
+    so that :func:`poisson_table` returns exactly its counts without a division per draw."""
+    cdf = np.empty(_POISSON_KMAX + 1, np.float64)
+    p = np.exp(-lam)
+    f = p
+    cdf[0] = f
+    for k in range(1, _POISSON_KMAX + 1):
+        p *= lam / k
+        f += p
+        cdf[k] = f
+    return cdf
+
+
+@numba.njit(inline="always")
+def poisson_table(seed, counter, cdf):
+    """:func:`poisson` for the ``lam`` of ``cdf = poisson_cdf(lam)`` (the same count for the same draw)."""
+    u = uniform(seed, counter)
+    k = 0
+    while k < _POISSON_KMAX and u > cdf[k]:
+        k += 1
+    return k
+
+
 @numba.njit(cache=True)
 def fixed_indegree_csr(n_pre, n_post, k, seed):
     """CSR by source of ``k`` random sources per target (with repetition), without pair arrays."""

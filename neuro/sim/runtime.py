@@ -142,8 +142,9 @@ class PopulationPart(Part):
     def drive_line(self, poisson: str) -> str:
         """This step's Poisson input of neuron ``i`` (counter-based: the same on any thread count or device)."""
         P = self.prefix
+        table = poisson == "_poisson_table"  # the CPU loop walks a table made once per run
         return (f"{P}_drive[i] = np.float32({P}_drive_weight * {poisson}({P}_drive_seed, t * {P}_n + i, "
-                f"{P}_drive_lam{', ' + P + '_drive_p0' if poisson == '_poisson_p0' else ''}))")
+                f"{P + '_drive_cdf' if table else P + '_drive_lam'}))")
 
     def neuron_lines(self) -> list[str]:
         """The update of neuron ``i`` (shared by the CPU loop and the CUDA kernel): synaptic input in the
