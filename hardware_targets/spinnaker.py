@@ -27,6 +27,7 @@ import numpy as np
 
 from neuro.hardware_targets._layers import chain, fold_scales
 from neuro.hardware_targets._target import FitReport, Target, Violation
+from neuro.models import coefficients
 from neuro.sim.connectors import conv_pairs as _conv_pairs
 
 SPEC = {"neurons_per_core": 255, "cores_per_chip": 16,
@@ -170,11 +171,11 @@ class SpiNNaker(Target):
 
 def _euler_tau(tau: float, dt: float) -> float:
     """The exact time constant whose decay per step equals forward Euler's ``1 - dt/tau``."""
-    decay = 1.0 - dt / tau
+    decay = float(coefficients.decay(tau, dt, "euler"))
     if not 0.0 < decay < 1.0:
         raise ValueError(f"tau = {tau} s gives a forward-Euler decay of {decay} at dt = {dt} s; PyNN needs "
                          "0 < decay < 1")
-    return -dt / math.log(decay)
+    return float(coefficients.exact_tau_of_euler(tau, dt))
 
 
 class NEST(SpiNNaker):

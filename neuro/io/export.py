@@ -25,6 +25,7 @@ from torch import fx, nn
 
 import neuro.nn as snn
 from neuro.convert.layers import IFSpikes, SpikingMaxPool2d, TimeFoldedFn
+from neuro.models import coefficients
 
 LEAVES = (snn.TimeDistributed, snn.SpikingNeuron, snn.Flatten, IFSpikes, SpikingMaxPool2d, TimeFoldedFn)
 
@@ -43,8 +44,7 @@ def _full(value, shape) -> np.ndarray:
 
 
 def _tau(decay: np.ndarray, dt: float) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return np.where(decay < 1, dt / (1.0 - decay.astype(np.float64)), np.inf).astype(np.float32)
+    return coefficients.euler_tau(decay, dt).astype(np.float32)
 
 
 class NIRExportError(ValueError):

@@ -39,6 +39,7 @@ from torch import nn
 import neuro.nn as snn
 from neuro.io.conventions import Convention, MultiSpike, exact_coefficients
 from neuro.io.conventions import get as get_convention
+from neuro.models import coefficients
 
 #: Largest number of elements a declared shape (one sample of one node) or a stored array may have: 2**28
 #: (1 GiB in float32). Larger declarations are refused at load rather than failing to allocate at run time.
@@ -538,7 +539,7 @@ def _threshold(name, node, ctx):
 
 def _decay(tau, dt, integration):
     tau = np.asarray(tau, np.float64)
-    decay = np.exp(-dt / tau) if integration == "exact" else 1.0 - dt / tau
+    decay = coefficients.decay(tau, dt, integration)
     if np.any(decay < 0):
         raise NIRImportError(f"dt = {dt} exceeds tau = {tau.min():.3g}: forward Euler is unstable there; "
                              "use a smaller dt or integration='exact'")
@@ -599,7 +600,7 @@ def _lif(name, node, ctx):
     reset, delay = _reset(name, ctx)
     tau = _tau(node.tau, ctx)
     decay = _decay(tau, ctx.dt, ctx.integration)
-    gain = np.asarray(node.r) * (ctx.dt / tau if ctx.integration == "euler" else (1 - decay))
+    gain = coefficients.input_gain(node.r, tau, ctx.dt, ctx.integration)
     if ctx.integration == "exact":  # float32 as Sinabs computes it: a = exp(-dt/tau), gain = r (1 - a)
         decay, gain = exact_coefficients(tau, node.r, ctx.dt)
     if ctx.conv.multi_spike:
@@ -636,7 +637,7 @@ def _multi_spike(name, node, ctx, decay, gain, v_leak, reset, delay):
 def _li(name, node, ctx):
     tau = _tau(node.tau, ctx)
     decay = _decay(tau, ctx.dt, ctx.integration)
-    gain = np.asarray(node.r) * (ctx.dt / tau if ctx.integration == "euler" else (1 - decay))
+    gain = coefficients.input_gain(node.r, tau, ctx.dt, ctx.integration)
     return snn.LI(beta=_t(decay), gain=_t(gain), v_leak=_t(node.v_leak))
 
 
@@ -656,8 +657,7 @@ def _cubalif(name, node, ctx):
         # Norse's current jumps by the input unscaled (I += w_in x); NIR's Euler reading scales it by dt/tau_syn
         syn_gain, i_new = w_in * (1.0 if ctx.conv.cuba_input_unscaled else dt / tau_syn), r * dt / tau_mem
     else:
-        same = np.isclose(tau_syn, tau_mem)
-        p21 = np.where(same, dt / tau_mem * beta, tau_syn / np.where(same, 1, tau_syn - tau_mem) * (alpha - beta))
+        p21 = coefficients.cuba_p21(tau_syn, tau_mem, dt)
         syn_gain, i_new = alpha * w_in, r / tau_mem * p21 / alpha * tau_mem
     return snn.CubaLIF(alpha=_t(alpha), beta=_t(beta), threshold=_t(_thr(node.v_threshold, ctx.conv)), reset=reset,
                        reset_delay=delay, syn_gain=_t(syn_gain), i_new=_t(i_new), v_leak=_t(node.v_leak),

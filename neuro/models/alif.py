@@ -25,6 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from neuro.models import coefficients
 from neuro.models._base import Dynamics
 from neuro.models._neuron import NeuronModel, as_param
 from neuro.models._spiking import ONE, ZERO, fire, fire_vjp
@@ -100,7 +101,7 @@ class ALIF(NeuronModel):
             decay, adapt_decay = self._discrete
             gain = 1.0
         else:
-            decay, adapt_decay = np.exp(-dt / self.tau_m), np.exp(-dt / self.tau_adapt)
+            decay, adapt_decay = coefficients.decay(self.tau_m, dt), coefficients.decay(self.tau_adapt, dt)
             gain = (self.tau_m / self.cm) * (1.0 - decay)
         return self._pack(decay=decay, gain=gain, v_leak=self.v_rest, threshold=self.v_thresh,
                           v_reset=self.v_reset, t_ref=np.round(self.tau_refrac / dt), adapt_decay=adapt_decay,

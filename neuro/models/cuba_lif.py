@@ -35,6 +35,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from neuro.models import coefficients
 from neuro.models._base import RESET_SUBTRACT, RESET_TO_VALUE, Dynamics
 from neuro.models._neuron import NeuronModel, as_param
 from neuro.models._spiking import ONE, ZERO, delayed_reset, fire, fire_vjp
@@ -121,11 +122,9 @@ class CubaLIF(NeuronModel):
             alpha, beta = self._discrete
             syn_gain, i_old, i_new = 1.0, 0.0, 1.0
         else:
-            alpha, beta = np.exp(-dt / self.tau_syn), np.exp(-dt / self.tau_m)
+            alpha, beta = coefficients.decay(self.tau_syn, dt), coefficients.decay(self.tau_m, dt)
             r = self.tau_m / self.cm
-            same = np.isclose(self.tau_syn, self.tau_m)
-            denom = np.where(same, 1.0, self.tau_syn - self.tau_m)
-            p21 = np.where(same, (dt / self.tau_m) * beta, self.tau_syn / denom * (alpha - beta))
+            p21 = coefficients.cuba_p21(self.tau_syn, self.tau_m, dt)
             syn_gain, i_old, i_new = alpha * self.w_in, 0.0, r * p21 / alpha
         return self._pack(syn_decay=alpha, mem_decay=beta, syn_gain=syn_gain, i_old=i_old, i_new=i_new,
                           v_leak=self.v_rest, threshold=self.v_thresh, v_reset=self.v_reset,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from neuro.models import coefficients
 from neuro.models._base import RESET_SUBTRACT, RESET_TO_VALUE, Dynamics
 from neuro.models._neuron import NeuronModel, as_param
 from neuro.models._spiking import ONE, ZERO, delayed_reset, fire, fire_vjp
@@ -129,7 +130,7 @@ class LIF(NeuronModel):
         if self._decay_override is not None:
             decay, gain = self._decay_override, np.ones(1)
         else:
-            decay = np.exp(-dt / self.tau_m) if self.integration == "exact" else 1.0 - dt / self.tau_m
+            decay = coefficients.decay(self.tau_m, dt, self.integration)
             gain = (self.tau_m / self.cm) * (1.0 - decay)
         return self._pack(decay=decay, gain=gain, v_leak=self.v_rest, threshold=self.v_thresh,
                           v_reset=self.v_reset, t_ref=np.round(self.tau_refrac / dt))
