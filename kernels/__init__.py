@@ -29,7 +29,28 @@ from neuro import _checks
 from neuro.models._base import Dynamics, option_code
 
 __all__ = ["forward", "backward", "forward_packed", "backward_packed", "forward_lean", "backward_lean", "pack_params",
-           "pack_state", "CHECKPOINT_EVERY"]
+           "pack_state", "CHECKPOINT_EVERY", "set_backend", "get_backend"]
+
+_BACKENDS = ("numba", "cupy")
+_backend: str | None = None
+
+
+def set_backend(name: str) -> None:
+    """Kernel backend for CUDA arrays: ``"numba"`` (numba.cuda, the default) or ``"cupy"`` (generated CUDA C,
+    NVRTC through CuPy: :mod:`neuro.kernels.cupy_backend`). Overrides ``$NEURO_KERNEL_BACKEND``; CPU arrays always
+    run the numba CPU kernels."""
+    global _backend
+    _backend = _checks.check_choice("backend", name, _BACKENDS)
+
+
+def get_backend() -> str:
+    """The backend set by :func:`set_backend`, else ``$NEURO_KERNEL_BACKEND``, else ``"numba"``."""
+    if _backend is not None:
+        return _backend
+    import os
+
+    return _checks.check_choice("NEURO_KERNEL_BACKEND", os.environ.get("NEURO_KERNEL_BACKEND", "numba"), _BACKENDS)
+
 
 #: Steps between the state checkpoints the lean kernels keep for backward (chosen by measurement:
 #: benchmarks/RESULTS.md, "Training step").
@@ -192,6 +213,10 @@ def forward_packed(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, recor
     dt = _checks.check_dt(dt)
     record = _checks.check_bool("record", record)
     device = device or ("cuda" if _is_cuda(x) else "cpu")
+    if device != "cpu" and get_backend() == "cupy":  # float16/bfloat16 x allowed there; spikes in x's dtype
+        from neuro.kernels import cupy_backend
+
+        return cupy_backend.forward_packed(dyn, x, state, params, opts, dt, record, spikes)
     if spikes is None:
         spikes = _empty(x, (T, n))
     rec = _empty(x, (T, len(dyn.state), n)) if record else _empty(x, (1, len(dyn.state), 1))
@@ -231,6 +256,10 @@ def backward_packed(dyn: Dynamics, surrogate, x, init, rec, params, opts, g_spik
     if not dyn.trainable:
         raise ValueError(f"{dyn.name} has no backward step (not trainable by BPTT)")
     device = device or ("cuda" if _is_cuda(x) else "cpu")
+    if device != "cpu" and get_backend() == "cupy":
+        from neuro.kernels import cupy_backend
+
+        return cupy_backend.backward_packed(dyn, sg, x, init, rec, params, opts, g_spikes, g_rec, dt, g_final)
     g_x = _empty(x, (T, n))
     g_params = _zeros(x, (len(dyn.params), n))
     g_state = _zeros(x, (len(dyn.state), n))
