@@ -60,6 +60,7 @@ import numpy as np
 
 from neuro.hardware_targets._layers import chain, fold_scales
 from neuro.hardware_targets._target import FitReport, Target, Violation
+from neuro.models import coefficients
 
 VARIANTS = {"xylo-audio2": (1000, 8, 64), "xylo-audio3": (992, 32, 1024), "xylo-imu": (496, 16, 512)}
 SPEC = {"inputs": 16, "variants": VARIANTS, "weight_bits": 8, "source": "Rockpool documentation (per ANCHORS.md)"}
@@ -140,12 +141,13 @@ class Xylo(Target):
             neuron, n = ly.neuron, ly.weight.shape[0]
             full = lambda v, n=n: np.broadcast_to(np.asarray(v, np.float64).reshape(-1), (n,))  # noqa: E731
             if isinstance(neuron, nir.CubaLIF):
-                a, b = 1 - dt / full(neuron.tau_syn), 1 - dt / full(neuron.tau_mem)
+                a = coefficients.decay(full(neuron.tau_syn), dt, "euler")
+                b = coefficients.decay(full(neuron.tau_mem), dt, "euler")
                 gain = full(neuron.r) * dt / full(neuron.tau_mem) * full(neuron.w_in) * dt / full(neuron.tau_syn) / a
                 dash_syn = np.round(-np.log2(np.clip(1 - a, 2.0 ** -DASH_MAX, 1)))
             elif isinstance(neuron, nir.LIF | nir.IF):
                 tau = full(neuron.tau) if isinstance(neuron, nir.LIF) else np.full(n, np.inf)
-                b = 1 - dt / tau
+                b = coefficients.decay(tau, dt, "euler")
                 gain = full(neuron.r) * dt / (tau if isinstance(neuron, nir.LIF) else 1.0)
                 dash_syn = np.ones(n)
             else:

@@ -55,9 +55,14 @@ def euler_tau(decay_per_step, dt: float) -> np.ndarray:
         return np.where(d < 1, dt / (1.0 - d), np.inf)
 
 
+def exact_tau(decay_per_step, dt: float) -> np.ndarray:
+    """The time constant whose exact decay ``exp(-dt/tau)`` is ``decay_per_step`` (in (0, 1))."""
+    return -dt / np.log(np.asarray(decay_per_step, np.float64))
+
+
 def exact_tau_of_euler(tau, dt: float) -> np.ndarray:
     """The time constant whose exact decay ``exp(-dt/tau')`` equals forward Euler's ``1 - dt/tau``."""
-    return -dt / np.log(decay(tau, dt, "euler"))
+    return exact_tau(decay(tau, dt, "euler"), dt)
 
 
 def cuba_p21(tau_syn, tau_mem, dt: float) -> np.ndarray:

@@ -80,7 +80,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuro.models import IF, LIF, AdEx, CubaLIF, Izhikevich
+from neuro.models import IF, LIF, AdEx, CubaLIF, Izhikevich, coefficients
 from neuro.models._base import RESET_TO_VALUE
 
 _TAU_INF = 1e9  # ms: a membrane without leak (IF) on NEST
@@ -213,7 +213,7 @@ class _Plan:
             if m._decay_override is not None:  # v = decay v + x
                 decay, gain = _arr(m._decay_override, n), np.ones(n)
             else:  # forward Euler (float64 here: the float32 kernel coefficients would round tau')
-                decay, gain = 1.0 - dt / _arr(m.tau_m, n), dt / _arr(m.cm, n)
+                decay, gain = coefficients.decay(_arr(m.tau_m, n), dt, "euler"), dt / _arr(m.cm, n)
             exact = m._decay_override is None and m.integration == "exact"
             if exact:
                 tau, cm = _arr(m.tau_m, n), _arr(m.cm, n)
@@ -225,7 +225,7 @@ class _Plan:
                                      "propagator is exact); use integration='exact' or delta synapses (tau_syn=0)")
                 if np.any(decay <= 0):
                     raise ValueError(f"population {name!r}: decay {decay.min()} <= 0 has no membrane time constant")
-                tau = np.where(decay >= 1, _TAU_INF, -dt / np.log(np.minimum(decay, 1 - 1e-16)))
+                tau = np.where(decay >= 1, _TAU_INF, coefficients.exact_tau(np.minimum(decay, 1 - 1e-16), dt))
                 cm = tau * -np.expm1(-dt / tau) / gain  # NEST's gain per step: tau / C (1 - e^{-dt/tau})
             model = {"delta": "iaf_psc_delta", "none": "iaf_psc_delta", "exp": "iaf_psc_exp",
                      "cond": "iaf_cond_exp"}[kind]
