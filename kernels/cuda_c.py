@@ -437,18 +437,34 @@ def step_source(dyn: Dynamics, surrogate=None, ns: str | None = None) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # multi-step kernels: one thread (or one host loop iteration) per neuron, the time loop inside, as kernels/cuda.py
 
+# half and bfloat16 inputs as 16-bit storage structs with PTX conversions: no cuda_fp16.h / cuda_bf16.h, which
+# NVRTC does not find without the toolkit's include directory
 _IO = """
+struct neuro_half { unsigned short bits; };
+struct neuro_bf16 { unsigned short bits; };
 NEURO_HD float neuro_load(float v) { return v; }
 NEURO_HD void neuro_store(float* p, float v) { *p = v; }
 #ifdef __CUDACC__
-__device__ __forceinline__ float neuro_load(__half v) { return __half2float(v); }
-__device__ __forceinline__ void neuro_store(__half* p, float v) { *p = __float2half_rn(v); }
-__device__ __forceinline__ float neuro_load(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ void neuro_store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ float neuro_load(neuro_half v) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.bits));
+    return f;
+}
+__device__ __forceinline__ void neuro_store(neuro_half* p, float v) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+    p->bits = h;
+}
+__device__ __forceinline__ float neuro_load(neuro_bf16 v) { return __int_as_float(((int)v.bits) << 16); }
+__device__ __forceinline__ void neuro_store(neuro_bf16* p, float v) {  // round to nearest even (NaN kept quiet)
+    unsigned int u = __float_as_uint(v);
+    p->bits = (v != v) ? (unsigned short)((u >> 16) | 0x40u)
+                       : (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
 #endif
 """
 
-INPUT_TYPES = {"float32": "float", "float16": "__half", "bfloat16": "__nv_bfloat16"}
+INPUT_TYPES = {"float32": "float", "float16": "neuro_half", "bfloat16": "neuro_bf16"}
 """Input dtypes of the CUDA kernels and their C types (state and parameters are always float32)."""
 
 
@@ -527,9 +543,9 @@ def kernel_source(dyn: Dynamics, surrogate=None) -> str:
     steps = step_source(dyn, sg, ns)
     body = steps.replace(f"}}  // namespace {ns}\n", "")
     trainable = sg is not None
-    head = "#ifdef __CUDACC__\n#include <cuda_fp16.h>\n#include <cuda_bf16.h>\n#endif\n"
-    out = [head, body, _IO, _neuron_loops(dyn, trainable), f"}}  // namespace {ns}\n", "#ifdef __CUDACC__"]
+    out = [body, _IO, _neuron_loops(dyn, trainable), f"}}  // namespace {ns}\n", "#ifdef __CUDACC__"]
     for dname, ctype in INPUT_TYPES.items():
+        ctype = ctype if ctype == "float" else f"{ns}::{ctype}"
         out.append(f'extern "C" __global__ void forward_{dname}({_FWD_ARGS.format(X=ctype)}) {{\n'
                    "    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
                    f"    if (i < N) {ns}::forward_neuron<{ctype}>(i, {_FWD_CALL});\n}}")

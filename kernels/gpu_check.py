@@ -233,6 +233,30 @@ def check_cuda_c(name: str, source: str, arch: str, tk: Toolkit | None = None,
     return report_ptx(name, nvcc_ptx(source, arch, tk, options), arch, tk)
 
 
+def nvrtc_reason() -> str | None:
+    """Why NVRTC (the compiler CuPy's RawModule uses) cannot be called here, or None."""
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+
+        nvrtc.getVersion()
+    except Exception as exc:  # noqa: BLE001 - ImportError, or libnvrtc not found
+        return f"NVRTC unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    return None
+
+
+def nvrtc_ptx(source: str, arch: str, options: Sequence[str] = ("-std=c++17",)) -> str:
+    """PTX of CUDA C ``source`` compiled by NVRTC (through CuPy's bindings, no GPU needed) for ``arch``."""
+    from cupy_backends.cuda.libs import nvrtc
+
+    prog = nvrtc.createProgram(source, "kernel.cu", [], [])
+    try:
+        nvrtc.compileProgram(prog, [*options, f"--gpu-architecture={arch.replace('sm_', 'compute_')}"])
+    except Exception as exc:
+        raise RuntimeError(f"NVRTC failed for {arch}:\n{nvrtc.getProgramLog(prog)}") from exc
+    ptx = nvrtc.getPTX(prog)
+    return ptx.decode() if isinstance(ptx, bytes) else ptx
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the numba.cuda kernels the project generates, with the argument types they are launched with
 

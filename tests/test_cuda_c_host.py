@@ -172,3 +172,15 @@ def test_cuda_source_compiles_clean(name, arch):
     for r in reports:
         assert r.fp64_arith == 0 and r.fp64_cvt == 0, f"{r.kernel} {r.arch}: {r.fp64_ops}"
         assert r.spill_stores == 0 and r.spill_loads == 0, f"{r.kernel} {r.arch}: spills"
+
+
+@pytest.mark.skipif(gpu_check.toolkit() is None or gpu_check.nvrtc_reason() is not None,
+                    reason=gpu_check.nvrtc_reason() or "no CUDA toolkit (ptxas)")
+@pytest.mark.parametrize("arch", gpu_check.ARCHS)
+def test_nvrtc_compiles_what_cupy_compiles(arch):
+    """NVRTC, the compiler CuPy's RawModule runs at first use, accepts the source (no toolkit headers needed)."""
+    for name in ("lif", "adex_euler"):
+        dyn = _dyn(name)
+        src = cuda_c.kernel_source(dyn, SURROGATE if dyn.trainable else None)
+        for r in gpu_check.report_ptx(name, gpu_check.nvrtc_ptx(src, arch), arch):
+            assert r.fp64_arith == 0 and r.spill_stores == 0, r
