@@ -10,17 +10,17 @@ surrogate per process (CuPy also keeps the binaries in its on-disk kernel cache)
 Chosen by ``neuro.kernels.set_backend("cupy")`` or ``NEURO_KERNEL_BACKEND=cupy``; CuPy is imported only then
 (the optional ``[gpu]`` extra).
 
-Example (needs a CUDA device and CuPy):
-    >>> import cupy, numpy as np                                                  # doctest: +SKIP
-    >>> from neuro.kernels import cupy_backend, pack_params, pack_state, pack_options
-    >>> from neuro.models import lif
-    >>> p = {"decay": 0.9, "gain": 1.0, "v_leak": 0.0, "threshold": 1.0, "v_reset": 0.0, "t_ref": 0.0}
-    >>> x = cupy.full((5, 3), 0.6, cupy.float32)
-    >>> st = cupy.asarray(pack_state(lif.DYNAMICS, {}, 3))
-    >>> spikes, _ = cupy_backend.forward_packed(lif.DYNAMICS, x, st, cupy.asarray(pack_params(lif.DYNAMICS, p, 3)),
-    ...                                         cupy.asarray(pack_options(lif.DYNAMICS, {"reset_mode": 0})), 1.0)
-    >>> spikes[:, 0].get().tolist()
-    [0.0, 1.0, 0.0, 1.0, 0.0]
+Example (needs a CUDA device and CuPy; skipped by the doctest run)::
+
+    import cupy
+    from neuro.kernels import cupy_backend, pack_options, pack_params, pack_state
+    from neuro.models import lif
+    p = {"decay": 0.9, "gain": 1.0, "v_leak": 0.0, "threshold": 1.0, "v_reset": 0.0, "t_ref": 0.0}
+    x = cupy.full((5, 3), 0.6, cupy.float32)
+    st = cupy.asarray(pack_state(lif.DYNAMICS, {}, 3))
+    spikes, _ = cupy_backend.forward_packed(lif.DYNAMICS, x, st, cupy.asarray(pack_params(lif.DYNAMICS, p, 3)),
+                                            cupy.asarray(pack_options(lif.DYNAMICS, {"reset_mode": 0})), 1.0)
+    spikes[:, 0].get().tolist()   # [0.0, 1.0, 0.0, 1.0, 0.0]
 """
 
 from __future__ import annotations
@@ -72,10 +72,13 @@ def _dtype_name(a) -> str:
 
 def as_cupy(a):
     """A CuPy view of a CUDA array (CuPy array, torch CUDA tensor, anything with ``__cuda_array_interface__`` or
-    DLPack), without copying. torch bfloat16 is viewed as int16 (CuPy has no bfloat16; the kernel reads the bits)."""
+    DLPack), without copying; a NumPy array is copied to the device. torch bfloat16 is viewed as int16 (CuPy has
+    no bfloat16; the kernel reads the bits)."""
     cupy = _cupy()
     if isinstance(a, cupy.ndarray):
         return a
+    if isinstance(a, np.ndarray):  # small host arrays (the int64 options neuro.nn passes): copied to the device
+        return cupy.asarray(a)
     mod = type(a).__module__
     if mod.startswith("torch"):
         import torch
