@@ -1,5 +1,5 @@
 """The one module class every spiking layer of :mod:`neuro.nn` is: it validates the time-major input,
-lays the layer's parameters out per neuron and calls :func:`neuro.nn.functional.neuron_scan`."""
+lays the layer's parameters out per neuron and calls :func:`neuro.nn.functional.neuron_layer`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 from neuro import _checks
 from neuro import surrogate as surrogate_mod
 from neuro.models._base import Dynamics, reset_mode_code
-from neuro.nn.functional import neuron_scan
+from neuro.nn.functional import neuron_layer
 
 
 def as_parameter(name: str, value, learn: bool, unit_interval: bool = False) -> torch.Tensor:
@@ -35,7 +35,8 @@ def as_parameter(name: str, value, learn: bool, unit_interval: bool = False) -> 
 
 
 def check_time_major(x, name: str = "x") -> torch.Tensor:
-    """``x`` as a float32 time-major tensor ``[T, B, ...]``, checked finite in float32."""
+    """``x`` as a time-major tensor ``[T, B, ...]`` checked finite: float32, bfloat16 and float16 as they are
+    (the kernels read them directly), any other float dtype as float32 (finite there)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() < 3:
@@ -43,7 +44,8 @@ def check_time_major(x, name: str = "x") -> torch.Tensor:
                          f"{tuple(x.shape)} (for a single step use x.unsqueeze(0))")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a float tensor, got dtype {x.dtype}")
-    x = x if x.dtype == torch.float32 else x.float()  # finiteness in the dtype used: 1e39 is inf here
+    if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        x = x.float()  # finiteness in the dtype used: 1e39 is inf here
     if x.numel() and not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values (in float32)")
     return x
@@ -178,14 +180,14 @@ class SpikingNeuron(nn.Module):
         return_v = _checks.check_bool("return_v", return_v)
         return_state = _checks.check_bool("return_state", return_state)
         T, B, sample = x.shape[0], x.shape[1], tuple(x.shape[2:])
-        params = self._rows(self.kernel_params(), self.dynamics.params, sample, B, x.device)
+        # one row per parameter over a sample's neurons; the kernel broadcasts them over the batch
+        params = self._rows(self.kernel_params(), self.dynamics.params, sample, 1, x.device)
         init = self._initial(state, B, sample, x.device)
-        spikes, states, final = neuron_scan(self.dynamics, x.reshape(T, B * math.prod(sample)), params, init,
-                                            self.options(), self.surrogate, self.dt, record=return_v,
-                                            return_state=True)
+        spikes, v, final = neuron_layer(self.dynamics, x.reshape(T, B * math.prod(sample)), params, init,
+                                        self.options(), self.surrogate, self.dt, want_v=return_v)
         out = [spikes.reshape(x.shape)]
         if return_v:
-            out.append(states[:, self.dynamics.state.index(self.dynamics.membrane)].reshape(x.shape))
+            out.append(v.reshape(x.shape).to(x.dtype))
         if return_state:
             out.append(self._state_dict_out(final, B, sample))
         return out[0] if len(out) == 1 else tuple(out)

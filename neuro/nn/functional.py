@@ -138,3 +138,75 @@ def neuron_scan(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: torc
     opts = np.array([option_code(k, v) for k, v in zip(dyn.options, options, strict=True)] or [0], dtype=np.int64)
     spikes, states, final = _NeuronScan.apply(x, params, init, dyn, opts, sg, dt, record)
     return (spikes, states, final) if return_state else (spikes, states)
+
+
+_FORMATS = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+
+def _kernel_view(t: torch.Tensor) -> np.ndarray:
+    """The NumPy array a lean kernel reads: float32 as is, bfloat16 / float16 as their raw uint16 bits
+    (a view, no copy)."""
+    t = t.detach()
+    return t.numpy() if t.dtype == torch.float32 else t.view(torch.uint16).numpy()
+
+
+def _as_dtype(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    t = torch.from_numpy(a)
+    return t if dtype == torch.float32 else t.view(dtype)
+
+
+class _NeuronLayer(torch.autograd.Function):
+    """The lean training path (CPU): saves the input in its own dtype and the state every K steps; backward
+    recomputes the states between checkpoints in the kernel (:func:`neuro.kernels.backward_lean`)."""
+
+    @staticmethod
+    def forward(ctx, x, params, init, dyn, opts_np, sg, dt, want_v, every):
+        x = x.contiguous()
+        params = params.contiguous()
+        fmt = _FORMATS[x.dtype]
+        state = init.detach().clone().contiguous()
+        need_grad = any(ctx.needs_input_grad[:3])
+        spikes, ckpt, v = kernels.forward_lean(dyn, _kernel_view(x), state.numpy(), params.detach().numpy(),
+                                               opts_np, dt, fmt, checkpoint=need_grad, record_v=want_v, every=every)
+        ctx.dyn, ctx.opts, ctx.sg, ctx.dt, ctx.fmt, ctx.every = dyn, opts_np, sg, dt, fmt, every
+        if need_grad:
+            ctx.save_for_backward(x, params, torch.from_numpy(ckpt))
+        ctx.set_materialize_grads(False)
+        v_t = torch.from_numpy(v) if want_v else x.new_zeros((0,), dtype=torch.float32)
+        return _as_dtype(spikes, x.dtype), v_t, state
+
+    @staticmethod
+    def backward(ctx, g_spikes, g_v, g_final):
+        x, params, ckpt = ctx.saved_tensors
+        g_spikes = torch.zeros_like(x) if g_spikes is None else g_spikes.to(x.dtype).contiguous()
+        g_x, g_p, g_init = kernels.backward_lean(
+            ctx.dyn, ctx.sg, _kernel_view(x), ckpt.numpy(), params.detach().numpy(), ctx.opts,
+            _kernel_view(g_spikes), None if g_v is None else g_v.float().contiguous().numpy(),
+            None if g_final is None else g_final.float().contiguous().numpy(), ctx.dt, ctx.fmt, ctx.every)
+        g_p = torch.from_numpy(g_p)
+        if ctx.needs_input_grad[1]:  # per neuron -> per column of the [P, M] rows
+            g_p = g_p.reshape(g_p.shape[0], -1, params.shape[1]).sum(1)
+        return (_as_dtype(g_x, x.dtype), g_p, torch.from_numpy(g_init), None, None, None, None, None, None)
+
+
+@torch.compiler.disable
+def neuron_layer(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: torch.Tensor, options, sg, dt: float,
+                 want_v: bool, every: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """What the :mod:`neuro.nn` layers call (arguments checked by them): ``x [T, N]`` (float32, bfloat16 or
+    float16), ``params [P, M]`` per-sample rows (``N = B M``), ``init [S, N]`` float32.
+
+    Returns ``(spikes [T, N] in x's dtype, membrane [T, N] float32 or None, final state [S, N] float32)``,
+    all differentiable. On the CPU only the input and the state every ``every`` steps
+    (:data:`neuro.kernels.CHECKPOINT_EVERY`) are kept for backward; elsewhere the full-record kernels run
+    on a float32 copy.
+    """
+    opts = np.array([option_code(k, v) for k, v in zip(dyn.options, options, strict=True)] or [0], dtype=np.int64)
+    every = kernels.CHECKPOINT_EVERY if every is None else every
+    if x.device.type == "cpu" and x.dtype in _FORMATS:
+        spikes, v, final = _NeuronLayer.apply(x, params, init, dyn, opts, sg, dt, want_v, every)
+        return spikes, (v if want_v else None), final
+    n = x.shape[1]
+    rows = params.repeat(1, n // params.shape[1]) if params.shape[1] else params.expand(-1, n)
+    spikes, states, final = _NeuronScan.apply(x.float(), rows, init, dyn, opts, sg, dt, want_v)
+    v = states[:, dyn.state.index(dyn.membrane)] if want_v else None
+    return spikes.to(x.dtype), v, final

@@ -28,7 +28,7 @@ from torch import nn
 from neuro import _checks
 from neuro.models import alif, cuba_lif, lif
 from neuro.nn.base import SpikingNeuron, check_time_major
-from neuro.nn.functional import neuron_scan
+from neuro.nn.functional import neuron_layer
 
 
 class LIF(SpikingNeuron):
@@ -187,7 +187,7 @@ class RLIF(LIF):
         if x.shape[-1] != self.size or x.dim() != 3:
             raise ValueError(f"RLIF expects input [T, B, {self.size}], got shape {tuple(x.shape)}")
         T, B = x.shape[0], x.shape[1]
-        params = self._rows(self.kernel_params(), self.dynamics.params, (self.size,), B, x.device)
+        params = self._rows(self.kernel_params(), self.dynamics.params, (self.size,), 1, x.device)
         if state is not None and not isinstance(state, dict):
             raise TypeError(f"state must be a dict of state name -> tensor [B, ...], got {type(state).__name__}")
         state = dict(state or {})
@@ -197,8 +197,8 @@ class RLIF(LIF):
         spikes, vs = [], []
         for t in range(T):
             drive = (x[t] + self.recurrent(spk)).reshape(1, -1)
-            s, _, st = neuron_scan(self.dynamics, drive, params, st, self.options(), self.surrogate, record=False,
-                                   return_state=True)
+            s, _, st = neuron_layer(self.dynamics, drive, params, st, self.options(), self.surrogate, self.dt,
+                                    want_v=False)
             spk = s.reshape(B, self.size)
             spikes.append(spk)
             vs.append(st[0].reshape(B, self.size))
