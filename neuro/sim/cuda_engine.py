@@ -10,6 +10,7 @@ arrays, and in Numba's CUDA simulator for tests (``NUMBA_ENABLE_CUDASIM=1``).
 Example (the generated source, variables named as in the CPU loop):
     >>> import neuro
     >>> from neuro.sim.runtime import Layout, Runtime
+    >>> from neuro.sim.cuda_engine import source
     >>> net = neuro.sim.Network(dt=0.1)
     >>> pop = net.population(4, neuro.models.LIF())
     >>> "def update_p0(t, dt, p0_n, p0_v" in source(Layout(net, Runtime(), 1, None))

@@ -18,6 +18,7 @@ the same spikes on 1 or N threads.
 Example (the generated source of a small network, variables named after the model):
     >>> import neuro
     >>> from neuro.sim.runtime import Layout, Runtime
+    >>> from neuro.sim.engine import source
     >>> net = neuro.sim.Network(dt=0.1)
     >>> pop = net.population(10, neuro.models.LIF())
     >>> _ = net.connect(pop, pop, neuro.sim.AllToAll(), weight=0.1, tau_syn=5.0)
