@@ -128,11 +128,12 @@ def test_forward_matches_numba(case, build_dir):
     np.testing.assert_allclose(st, st_ref, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", [c for c in ALL if c[0] not in ("izhikevich", "adex")], ids=_id)
+@pytest.mark.parametrize("case", ALL, ids=_id)
 def test_backward_matches_numba(case, build_dir):
     name, opts = case
     dyn = _dyn(name)
-    assert dyn.trainable
+    if not dyn.trainable:
+        pytest.skip(f"{name} has no backward step")
     rng = np.random.default_rng(11)
     x, init, params, o, dt = _case(name, rng, opts)
     _, rec = kernels.forward_packed(dyn, x, init.copy(), params, o, dt, record=True, device="cpu")
