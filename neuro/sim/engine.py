@@ -56,13 +56,20 @@ def _propagate_source(c: ProjectionPart, pre_list: str) -> tuple[str, list[str]]
     """The njit propagation of this step's spikes onto targets ``lo:hi`` (a whole row when not parallel)."""
     P = c.prefix
     args = ["t", "lo", "hi", pre_list, "n_spikes", *c.names, c.ring]
-    lines = ["    for m in range(n_spikes):", f"        i = {pre_list}[m]",
-             f"        a, b = {P}_indptr[i], {P}_indptr[i + 1]",
-             "        if lo > 0:",  # this thread's part of the row: rows are ordered by target
-             f"            a += np.searchsorted({P}_targets[a:b], lo)",
-             "        for k in range(a, b):",
-             f"            if {P}_targets[k] >= hi:", "                break",
-             "            " + c.add_line()]
+    lines = []
+    if c.uniform_delay:  # the row this step's spikes land in, once (not a modulo per synapse)
+        lines.append(f"    row = {c.ring}[(t + {c.delay}) % {c.ring}.shape[0]]")
+    lines += ["    for m in range(n_spikes):", f"        i = {pre_list}[m]",
+              f"        a, b = {P}_indptr[i], {P}_indptr[i + 1]"]
+    if c.parallel:  # this thread's part of the row: rows are ordered by target
+        lines += ["        if lo > 0:", f"            a += np.searchsorted({P}_targets[a:b], lo)"]
+    lines.append("        for k in range(a, b):")
+    if c.parallel:
+        lines += [f"            if {P}_targets[k] >= hi:", "                break"]
+    if c.uniform_delay:
+        lines.append(f"            row[{P}_targets[k]] += {c.weight}")
+    else:
+        lines.append("            " + c.add_line())
     src = f"\n\n@{_JIT}\ndef propagate_{P}({', '.join(dict.fromkeys(args))}):\n" + "\n".join(lines) + "\n"
     return src, list(dict.fromkeys(args))
 

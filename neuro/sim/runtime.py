@@ -226,6 +226,7 @@ class ProjectionPart(Part):
             self.add("weights", proj.weights) + "[k]"
         self.delay = self.add("delay", np.int64(proj.delays[0])) if proj.delays.size == 1 else \
             self.add("delays", proj.delays) + "[k]"
+        self.uniform_delay = proj.delays.size == 1
         # one thread per fixed range of targets; rows are ordered by target (neuro.sim.projections)
         self.parallel = parallel and self.stdp is None
         if self.stdp is not None:
