@@ -5,17 +5,25 @@ and against the "floor" (the same matrix products / convolutions with the neuron
   membrane at every step. Floor: the two Linear layers as single batched GEMMs over all T*B rows.
 * CSNN 12C5-MP2-64C5-MP2-FC10 on 28x28, T = 25, batch 128 (snnTorch tutorial 7). Floor: the same network
   without neurons, run the fastest way torch allows here (all T at once or stepping over T, whichever wins).
-* Peak resident memory increase of each (VmHWM, each in its own subprocess).
+* Long: Linear(512, 4096) + LIF, T = 500, batch 16 (the Open Neuromorphic benchmark shape at 4k neurons),
+  loss: mean spike count. Floor: the Linear layer with identity in place of the neurons.
 
-CPU, 2 threads, medians over rounds. Last line: one JSON object.
+Memory, counted strictly: each tool runs in its own process with glibc's mmap threshold fixed
+(``MALLOC_MMAP_THRESHOLD_=131072``, so freed tensors go back to the OS); after warm-up steps the peak-RSS
+counter is reset (``/proc/self/clear_refs``) and the figure is the peak resident memory of one step above
+the resident memory just before it. Time: median ms per step over ``--rounds`` steps after that.
 
-    python benchmarks/train_step.py [--rounds 5] [--skip-csnn]
+CPU, 2 threads. ``--every K`` sets neuro-snn's checkpoint interval (``neuro.kernels.CHECKPOINT_EVERY``).
+Last line: one JSON object.
+
+    python benchmarks/train_step.py [--rounds 5] [--only mlp,csnn,long] [--every K]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,12 +35,18 @@ from torch import nn
 T, B = 25, 128
 
 
-def _vmhwm_mb() -> float:
+def _status_mb(key: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _reset_peak() -> None:
+    """Set the peak-RSS counter (VmHWM) to the current RSS (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def _membrane_ce(mem):
@@ -135,60 +149,120 @@ def floor_csnn(mode="step"):
     return body, step
 
 
+T_LONG, B_LONG, IN_LONG, N_LONG = 500, 16, 512, 4096
+
+
+def neuro_long():
+    import neuro
+    from neuro.nn import TimeDistributed as TD
+
+    net = nn.Sequential(TD(nn.Linear(IN_LONG, N_LONG)), neuro.nn.LIF(beta=0.95))
+    return net, lambda x, y: net(x).mean()
+
+
+def snntorch_long():
+    import snntorch as snn
+
+    fc, lif = nn.Linear(IN_LONG, N_LONG), snn.Leaky(beta=0.95)
+
+    def step(x, y):
+        mem = lif.init_leaky()
+        spikes = []
+        for t in range(x.shape[0]):
+            spk, mem = lif(fc(x[t]), mem)
+            spikes.append(spk)
+        return torch.stack(spikes).mean()
+
+    return nn.ModuleList([fc, lif]), step
+
+
+def floor_long():
+    fc = nn.Linear(IN_LONG, N_LONG)
+    return fc, lambda x, y: fc(x.reshape(-1, IN_LONG)).mean()
+
+
 MODELS = {"neuro_mlp": neuro_mlp, "snntorch_mlp": snntorch_mlp, "floor_mlp": floor_mlp,
           "neuro_csnn": neuro_csnn, "snntorch_csnn": snntorch_csnn,
-          "floor_csnn_step": lambda: floor_csnn("step"), "floor_csnn_all": lambda: floor_csnn("all")}
+          "floor_csnn_step": lambda: floor_csnn("step"), "floor_csnn_all": lambda: floor_csnn("all"),
+          "neuro_long": neuro_long, "snntorch_long": snntorch_long, "floor_long": floor_long}
+WORKLOADS = {"mlp": ["neuro_mlp", "snntorch_mlp", "floor_mlp"],
+             "csnn": ["neuro_csnn", "snntorch_csnn", "floor_csnn_step", "floor_csnn_all"],
+             "long": ["neuro_long", "snntorch_long", "floor_long"]}
 
 
-def run_one(name: str, rounds: int) -> dict:
-    """Time one model's training step in this process; returns ms per step and memory increase."""
+def _data(name: str):
+    if name.endswith("long"):
+        return (torch.rand(T_LONG, B_LONG, IN_LONG) < 0.1).float(), None
+    shape = (T, B, 784) if name.endswith("mlp") else (T, B, 1, 28, 28)
+    x = (torch.rand(shape) < 0.3).float() if name.endswith("mlp") else torch.rand(shape)
+    return x, torch.randint(0, 10, (B,))
+
+
+def run_one(name: str, rounds: int, every: int | None = None) -> dict:
+    """One model's training step in this process: ms per step, and the peak RSS of one step after warm-up
+    above the RSS before it."""
+    if every is not None:
+        import neuro.kernels
+
+        neuro.kernels.CHECKPOINT_EVERY = every
     torch.manual_seed(0)
     torch.set_num_threads(2)
     params, step = MODELS[name]()
     opt = torch.optim.Adam(params.parameters(), lr=1e-3)
-    shape = (T, B, 784) if name.endswith("mlp") else (T, B, 1, 28, 28)
-    x = (torch.rand(shape) < 0.3).float() if name.endswith("mlp") else torch.rand(shape)
-    y = torch.randint(0, 10, (B,))
-    base = _vmhwm_mb()
-    times = []
-    for r in range(rounds + 2):
-        t0 = time.perf_counter()
+    x, y = _data(name)
+
+    def train_step():
         loss = step(x, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if r >= 2:  # the first rounds compile kernels and warm caches
-            times.append(time.perf_counter() - t0)
-    return {"ms": 1e3 * statistics.median(times), "mem_mb": _vmhwm_mb() - base}
+        del loss
+
+    for _ in range(2):  # compile kernels, warm caches, let Adam allocate its moments
+        train_step()
+    _reset_peak()
+    base = _status_mb("VmRSS")
+    train_step()
+    mem = _status_mb("VmHWM") - base
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        train_step()
+        times.append(time.perf_counter() - t0)
+    return {"ms": 1e3 * statistics.median(times), "mem_mb": mem}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--skip-csnn", action="store_true")
+    ap.add_argument("--only", default="mlp,csnn,long", help="comma-separated workloads: mlp, csnn, long")
+    ap.add_argument("--every", type=int, default=None, help="neuro-snn checkpoint interval K")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.rounds)))
+        print(json.dumps(run_one(args.child, args.rounds, args.every)))
         return
-    names = [n for n in MODELS if not (args.skip_csnn and "csnn" in n)]
+    workloads = [w for w in args.only.split(",") if w]
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
     res = {}
-    for name in names:
-        out = subprocess.run([sys.executable, __file__, "--child", name, "--rounds", str(args.rounds)],
-                             capture_output=True, text=True, check=True, env={"NUMBA_NUM_THREADS": "2",
-                                                                             **__import__("os").environ})
-        res[name] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{name:18s} {res[name]['ms']:9.1f} ms/step   peak RSS +{res[name]['mem_mb']:.0f} MB")
-    summary = {f"{k}_ms": round(v["ms"], 2) for k, v in res.items()}
+    for w in workloads:
+        for name in WORKLOADS[w]:
+            cmd = [sys.executable, __file__, "--child", name, "--rounds", str(args.rounds)]
+            if args.every is not None:
+                cmd += ["--every", str(args.every)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+            res[name] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{name:18s} {res[name]['ms']:9.1f} ms/step   one step's peak RSS +{res[name]['mem_mb']:.0f} MB",
+                  flush=True)
+    summary = {"every": args.every, "load_average": os.getloadavg()[0]}
+    summary |= {f"{k}_ms": round(v["ms"], 2) for k, v in res.items()}
     summary |= {f"{k}_mem_mb": round(v["mem_mb"], 1) for k, v in res.items()}
-    summary["mlp_ratio_to_floor"] = res["neuro_mlp"]["ms"] / res["floor_mlp"]["ms"]
-    summary["mlp_speedup_vs_snntorch"] = res["snntorch_mlp"]["ms"] / res["neuro_mlp"]["ms"]
-    summary["mem_ratio_vs_snntorch"] = res["neuro_mlp"]["mem_mb"] / max(res["snntorch_mlp"]["mem_mb"], 1e-9)
-    if not args.skip_csnn:
-        floor = min(res["floor_csnn_step"]["ms"], res["floor_csnn_all"]["ms"])
-        summary["csnn_ratio_to_floor"] = res["neuro_csnn"]["ms"] / floor
-        summary["csnn_speedup_vs_snntorch"] = res["snntorch_csnn"]["ms"] / res["neuro_csnn"]["ms"]
-        summary["csnn_mem_ratio_vs_snntorch"] = res["neuro_csnn"]["mem_mb"] / max(res["snntorch_csnn"]["mem_mb"], 1e-9)
+    for w in workloads:
+        floor = min(res[n]["ms"] for n in WORKLOADS[w] if n.startswith("floor"))
+        summary[f"{w}_time_ratio_to_floor"] = round(res[f"neuro_{w}"]["ms"] / floor, 3)
+        summary[f"{w}_speedup_vs_snntorch"] = round(res[f"snntorch_{w}"]["ms"] / res[f"neuro_{w}"]["ms"], 3)
+        summary[f"{w}_mem_ratio_vs_snntorch"] = round(
+            res[f"neuro_{w}"]["mem_mb"] / max(res[f"snntorch_{w}"]["mem_mb"], 1e-9), 3)
     print(json.dumps(summary))
 
 
