@@ -137,3 +137,17 @@ class LIF(NeuronModel):
 
     def initial_state(self, n: int) -> dict[str, np.ndarray]:
         return self._state(n, v=self.v_rest if self._decay_override is None else 0.0, ref=0.0)
+
+    def synaptic_coupling(self, tau_syn: float, dt: float, params: dict, n: int) -> np.ndarray | None:
+        """Factor from a synaptic current to this model's input ``x`` for one step (``neuro.sim``): the exact
+        propagator of an exponential current (time constant ``tau_syn`` ms, in nA) into the membrane,
+        ``r p21 / gain`` (see :func:`neuro.models.coefficients.cuba_p21`), or ``1 / gain`` for a delta synapse
+        (``tau_syn = 0``, the weight in mV lands on the membrane in this step). None for the discrete form."""
+        if self._decay_override is not None:
+            return None
+        gain = np.broadcast_to(params["gain"], (n,)).astype(np.float64)
+        if tau_syn == 0:
+            return (1.0 / gain).astype(np.float32)
+        tau_m = np.broadcast_to(self.tau_m, (n,))
+        r = np.broadcast_to(self.tau_m / self.cm, (n,))
+        return (r * coefficients.cuba_p21(tau_syn, tau_m, dt) / gain).astype(np.float32)

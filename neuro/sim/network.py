@@ -23,13 +23,11 @@ Example:
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
 from neuro import _checks
-from neuro.models import LIF, NeuronModel
+from neuro.models import NeuronModel
 from neuro.sim.connectors import Connector
 from neuro.sim.engine import build
 from neuro.sim.monitors import RateMonitor, SpikeMonitor, StateMonitor
@@ -170,21 +168,15 @@ class Network:
     def _coupling(self, pop: Population, params: dict) -> np.ndarray:
         """Factor from each receptor current [nA] to the model's input ``x`` for one step."""
         k = np.ones((max(1, len(pop.receptors)), pop.n), np.float32)
-        if isinstance(pop.model, LIF) and pop.model._decay_override is None:
-            tau_m = np.broadcast_to(pop.model.tau_m, (pop.n,))
-            r = np.broadcast_to(pop.model.tau_m / pop.model.cm, (pop.n,))
-            gain = np.broadcast_to(params["gain"], (pop.n,)).astype(np.float64)
-            em = np.exp(-self.dt / tau_m)
-            for j, (tau, e_rev) in enumerate(pop.receptor_keys):
-                if e_rev is not None:  # conductance: g (E - v) [nA] held over the step, like an injected current
-                    continue
-                if tau == 0:  # delta synapse: the weight [mV] lands on the membrane in this step
-                    k[j] = (1.0 / gain).astype(np.float32)
-                    continue
-                es = math.exp(-self.dt / tau)
-                same = np.isclose(tau, tau_m)
-                p21 = np.where(same, self.dt / tau_m * em, tau / np.where(same, 1.0, tau - tau_m) * (es - em))
-                k[j] = (r * p21 / gain).astype(np.float32)
+        coupling = getattr(pop.model, "synaptic_coupling", None)  # None: the current is the model's input as is
+        if coupling is None:
+            return k
+        for j, (tau, e_rev) in enumerate(pop.receptor_keys):
+            if e_rev is not None:  # conductance: g (E - v) [nA] held over the step, like an injected current
+                continue
+            factor = coupling(tau, self.dt, params, pop.n)
+            if factor is not None:
+                k[j] = factor
         return k
 
     def _layout(self, steps: int) -> Layout:
