@@ -11,7 +11,9 @@ and against the "floor" (the same matrix products / convolutions with the neuron
 Memory, counted strictly: each tool runs in its own process with glibc's mmap threshold fixed
 (``MALLOC_MMAP_THRESHOLD_=131072``, so freed tensors go back to the OS); after warm-up steps the peak-RSS
 counter is reset (``/proc/self/clear_refs``) and the figure is the peak resident memory of one step above
-the resident memory just before it. Time: median ms per step over ``--rounds`` steps after that.
+the resident memory just before it. Time: median ms per step over ``--rounds`` steps after warm-up, in
+another process without the mmap threshold (with it, every large tensor is a fresh mmap and its page
+faults dominate: snnTorch's MLP step measured 47x slower).
 
 CPU, 2 threads. ``--every K`` sets neuro-snn's checkpoint interval (``neuro.kernels.CHECKPOINT_EVERY``).
 Last line: one JSON object.
@@ -200,7 +202,7 @@ def _data(name: str):
 
 def run_one(name: str, rounds: int, every: int | None = None) -> dict:
     """One model's training step in this process: ms per step, and the peak RSS of one step after warm-up
-    above the RSS before it."""
+    above the RSS before it (meaningful only with MALLOC_MMAP_THRESHOLD_ set; the timing only without)."""
     if every is not None:
         import neuro.kernels
 
@@ -243,15 +245,18 @@ def main() -> None:
         print(json.dumps(run_one(args.child, args.rounds, args.every)))
         return
     workloads = [w for w in args.only.split(",") if w]
-    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
+    env_time = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"} | {"NUMBA_NUM_THREADS": "2"}
+    env_mem = env_time | {"MALLOC_MMAP_THRESHOLD_": "131072"}
     res = {}
     for w in workloads:
         for name in WORKLOADS[w]:
             cmd = [sys.executable, __file__, "--child", name, "--rounds", str(args.rounds)]
             if args.every is not None:
                 cmd += ["--every", str(args.every)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-            res[name] = json.loads(out.stdout.strip().splitlines()[-1])
+            run = [json.loads(subprocess.run(c, capture_output=True, text=True, check=True, env=e).stdout
+                              .strip().splitlines()[-1])
+                   for c, e in ((cmd, env_mem), (cmd, env_time))]
+            res[name] = {"mem_mb": run[0]["mem_mb"], "ms": run[1]["ms"]}
             print(f"{name:18s} {res[name]['ms']:9.1f} ms/step   one step's peak RSS +{res[name]['mem_mb']:.0f} MB",
                   flush=True)
     summary = {"every": args.every, "load_average": os.getloadavg()[0]}
