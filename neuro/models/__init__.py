@@ -9,8 +9,8 @@ IF         integrate-and-fire (LIF dynamics, decay 1)     yes        IF
 LIF        leaky integrate-and-fire (exact integration)   yes        LIF
 CubaLIF    LIF with exponential synaptic current          yes        CubaLIF
 ALIF       LIF with adaptive threshold                    yes        (none)
-Izhikevich quadratic 2-D model (forward Euler)            no         (none)
-AdEx       adaptive exponential IF (forward Euler)        no         (none)
+Izhikevich quadratic 2-D model (forward Euler)            yes        (none)
+AdEx       adaptive exponential IF (forward Euler)        yes        (none)
 ========== ============================================== ========== ==========
 
 Each module (``neuro.models.lif`` ...) holds its equations or scalar ``step`` (and ``make_backward``), its

@@ -12,8 +12,8 @@ The model is these equations (ms, mV, nA, nF, uS); the kernels are generated fro
 with ``C = cm`` (``cm`` is a unit name in equations, as in Brian2) and ``g_l = cm / tau_m``. Nonlinear, so
 integrated with forward Euler at the given ``dt``; the exponential's argument is capped at 20 so a diverging
 upstroke cannot overflow before it crosses ``v_peak``. While refractory, ``v`` stays at ``v_reset`` for
-round(tau_refrac / dt) steps and ``w`` still relaxes. Defaults are PyNN's. Not trainable by BPTT here. No NIR
-node exists.
+round(tau_refrac / dt) steps and ``w`` still relaxes. Defaults are PyNN's. Its backward step is generated from
+the equations like any :class:`~neuro.models.Equations` model's. No NIR node exists.
 
 Example:
     >>> import numpy as np

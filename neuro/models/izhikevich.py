@@ -9,8 +9,8 @@ kernels are generated from them by :class:`~neuro.models.Equations`::
 
 Nonlinear, so integrated with forward Euler at the given ``dt`` (both equations from the values at the
 start of the step), as Izhikevich's paper and NEST's ``izhikevich`` do. Defaults are the regular-spiking
-cell (a=0.02, b=0.2, c=-65, d=8); the state starts at ``v = v_init``, ``u = b v_init``. Not trainable by
-BPTT here (the threshold is on a quadratic upstroke). No NIR node exists.
+cell (a=0.02, b=0.2, c=-65, d=8); the state starts at ``v = v_init``, ``u = b v_init``. Its backward step is
+generated from the equations like any :class:`~neuro.models.Equations` model's. No NIR node exists.
 
 Example:
     >>> import numpy as np
