@@ -13,6 +13,6 @@ for toolchain in sinabs rockpool brian2; do
   python scripts/toolchain_venv.py "$toolchain" > /dev/null 2>&1 &
 done
 export NUMBA_NUM_THREADS="${NUMBA_NUM_THREADS:-2}"
-python -m pytest -q tests -m "not cudasim" "$@"
+python -m pytest -q tests -m "not cudasim" --durations=30 "$@"
 NUMBA_ENABLE_CUDASIM=1 python -m pytest -q tests -m cudasim "$@"
 wait
