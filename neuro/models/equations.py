@@ -1244,9 +1244,7 @@ class Equations(NeuronModel):
             raise EquationError(f"these equations have no NIR node: {why} (NIR has LIF, CubaLIF and IF, each "
                                 "with a strict threshold 'v > v_th', the reset 'v = v_reset' and no refractory "
                                 "period)")
-        if "_nir_system" not in a.linear:
-            self._nir_system()
-        A, c, B = (a.linear["_nir_system"][k] for k in ("A", "c", "B"))
+        A, c, B = (a.linear["_nir_system"][k] for k in ("A", "c", "B"))  # derived by _nir_mismatch
         args = [sp.Symbol(p, real=True) for p in a.params]
 
         def ev(expr) -> np.ndarray:

@@ -22,8 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import numpy as np
-
 from neuro.models._neuron import as_param
 from neuro.models.equations import Equations
 
@@ -42,10 +40,11 @@ class Izhikevich(Equations):
         self.a, self.b, self.c, self.d = (as_param(k, v) for k, v in (("a", a), ("b", b), ("c", c), ("d", d)))
         self.v_peak = as_param("v_peak", v_peak)
         self.v_init = as_param("v_init", v_init)
-        n = max(p.size for p in (self.b, self.v_init))
-        v0 = np.broadcast_to(self.v_init, (n,)) if self.v_init.size in (1, n) else self.v_init
+        if self.b.size != self.v_init.size and 1 not in (self.b.size, self.v_init.size):
+            raise ValueError(f"b has {self.b.size} values and v_init {self.v_init.size}: give one value or one per "
+                             "neuron for each")
         super().__init__(EQUATIONS, threshold=THRESHOLD, reset=RESET, method="euler",
-                         initial={"v": v0, "u": self.b * v0}, a=self.a, b=self.b, c=self.c, d=self.d,
+                         initial={"v": self.v_init, "u": self.b * self.v_init}, a=self.a, b=self.b, c=self.c, d=self.d,
                          v_peak=self.v_peak)
 
     def __repr__(self) -> str:
