@@ -1,12 +1,23 @@
 """Models written as equations against the hand-written numba steps they replaced, side by side in one run.
 
-Izhikevich and AdEx became :class:`neuro.models.Equations` definitions (their kernels generated from the
-equations). The hand-written scalar steps they had before are kept below, only as the speed and spike
-reference: both run through the same multi-step CPU kernel factory on the same input, interleaved, and the
-script reports throughput (neuron updates per second), their ratio and whether the spikes are identical.
+Izhikevich, AdEx, LIF and IF (LIF's kernels) became :class:`neuro.models.Equations` definitions (their kernels
+generated from the equations). The hand-written scalar steps they had before are kept below, only as the speed
+and spike reference: both run through the same multi-step CPU kernel factory on the same input, interleaved, and
+the script reports throughput (neuron updates per second), their ratio, whether the spikes are identical and the
+largest membrane difference. Cases:
+
+* ``izhikevich``, ``adex``: ``--neurons`` x ``--steps`` (default 200,000 x 200);
+* ``lif_roofline``: the workload of ``benchmarks/kernel_roofline.py`` (``LIF.discrete(0.9, 1.0)``, snnTorch's
+  subtract-at-next-step reset, N = 1,000,000 x T = 100, packed kernels);
+* ``lif_physical``: ``LIF(tau_refrac=2.0)`` (reset to value in the same step, refractory clamp), dt 0.1 ms,
+  ``--neurons`` x ``--steps``;
+* ``lif_train``: the MLP training step of ``benchmarks/train_step.py`` (784-1000-10, two ``neuro.nn.LIF``
+  layers, T = 25, B = 128: forward and backward kernels) with the generated and the hand-written LIF kernels
+  in one process, steps interleaved; spikes and gradients compared after the first step.
+
 Last line: one JSON object.
 
-    python benchmarks/equation_models.py [--neurons N] [--steps T] [--threads K] [--repeats R]
+    python benchmarks/equation_models.py [--cases a,b] [--neurons N] [--steps T] [--threads K] [--repeats R]
 """
 
 from __future__ import annotations
@@ -21,8 +32,9 @@ import numba
 import numpy as np
 
 from neuro import kernels
-from neuro.models import AdEx, Izhikevich
-from neuro.models._base import Dynamics
+from neuro.models import LIF, AdEx, Izhikevich, lif
+from neuro.models._base import RESET_SUBTRACT, RESET_TO_VALUE, Dynamics
+from neuro.models._spiking import delayed_reset, fire, fire_vjp
 
 _ONE, _ZERO = np.float32(1.0), np.float32(0.0)
 _C04, _C5, _C140, _EXP_CAP = np.float32(0.04), np.float32(5.0), np.float32(140.0), np.float32(20.0)
@@ -49,7 +61,39 @@ def adex_step(v, w, ref, x, C, g_l, e_l, delta_t, v_t, tau_w, a, b, v_reset, v_p
     return v_new, w_new, ref, _ZERO
 
 
+@numba.njit(inline="always")
+def lif_step(v, ref, x, decay, gain, v_leak, threshold, v_reset, t_ref, reset_mode, reset_delay, dt):  # hand-written
+    v_base, sub, ref, _ = delayed_reset(v, ref, threshold, v_reset, t_ref, reset_mode, reset_delay)
+    v_int = v_leak + decay * (v_base - v_leak) + gain * x - sub
+    return fire(v_int, ref, threshold, v_reset, t_ref, reset_mode, reset_delay)
+
+
+def lif_make_backward(surrogate):  # the hand-written backward step (before the equations)
+    @numba.njit(inline="always")
+    def backward(v, ref, x, decay, gain, v_leak, threshold, v_reset, t_ref, reset_mode, reset_delay, dt,
+                 slope, g_spike, g_v_new, g_ref_new):
+        v_base, sub, ref1, fired = delayed_reset(v, ref, threshold, v_reset, t_ref, reset_mode, reset_delay)
+        if ref1 > _ZERO:
+            return _ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO, g_v_new, _ZERO
+        v_int = v_leak + decay * (v_base - v_leak) + gain * x - sub
+        sgv = surrogate(v_int - threshold, slope)
+        g_int, g_thr, g_vr = fire_vjp(sgv, v_int, threshold, v_reset, reset_mode, reset_delay, g_spike, g_v_new)
+        g_v = g_int * decay
+        if fired > _ZERO:
+            if reset_mode == RESET_SUBTRACT:
+                g_thr -= g_int
+            elif reset_mode == RESET_TO_VALUE:
+                g_vr += g_v
+                g_v = _ZERO
+        return (g_v, _ZERO, g_int * gain, g_int * (v_base - v_leak), g_int * x, g_int * (_ONE - decay),
+                g_thr, g_vr, _ZERO)
+
+    return backward
+
+
 HAND = {
+    "lif": Dynamics("bench_lif_hand", lif.DYNAMICS.state, lif.DYNAMICS.params, lif.DYNAMICS.options, lif_step,
+                    lif_make_backward),
     "izhikevich": Dynamics("bench_izhikevich_hand", ("v", "u"), ("a", "b", "c", "d", "v_peak"), (), izhikevich_step),
     "adex": Dynamics("bench_adex_hand", ("v", "w", "_ref"), ("C", "g_l", "e_l", "delta_t", "v_t", "tau_w", "a", "b",
                                                            "v_reset", "v_peak", "_t_ref"), (), adex_step),
@@ -59,13 +103,100 @@ HAND = {
 def _case(name: str, n: int, T: int, rng):
     if name == "izhikevich":
         model, dt, x = Izhikevich(), 0.5, rng.uniform(0, 20, (T, n))
-    else:
+    elif name == "adex":
         model, dt, x = AdEx(tau_refrac=0.3), 0.1, rng.uniform(1.0, 4.0, (T, n))
+    elif name == "lif_roofline":  # benchmarks/kernel_roofline.py's workload and input
+        n, T = 1_000_000, 100
+        model, dt = LIF.discrete(beta=0.9, threshold=1.0), 1.0
+        x = rng.standard_normal((T, n), dtype=np.float32) * np.float32(0.5) + np.float32(0.3)
+    else:  # lif_physical
+        model, dt, x = LIF(tau_refrac=2.0), 0.1, rng.uniform(1.0, 4.0, (T, n))
     return model, dt, np.ascontiguousarray(x, np.float32)
+
+
+def _hand(name: str) -> Dynamics:
+    return HAND["lif" if name.startswith("lif") else name]
+
+
+def forward_case(name: str, args, rng) -> dict:
+    model, dt, x = _case(name, args.neurons, args.steps, rng)
+    n, T = x.shape[1], x.shape[0]
+    runs = {"equations": model.dynamics, "hand-written": _hand(name)}
+    # packed by name for each: the hand-written steps may take their parameters in another order
+    params = {k: kernels.pack_params(dyn, model.kernel_params(dt), n) for k, dyn in runs.items()}
+    opts = kernels.pack_options(model.dynamics, model.kernel_options())
+    init = {k: kernels.pack_state(dyn, model.initial_state(n), n) for k, dyn in runs.items()}
+    times = {k: [] for k in runs}
+    spikes, states = {}, {}
+    for rep in range(args.repeats + 1):  # the first round compiles; the order alternates between rounds
+        for label, dyn in list(runs.items())[::1 if rep % 2 else -1]:
+            state = init[label].copy()
+            out = np.empty_like(x)
+            t0 = time.perf_counter()
+            kernels.forward_packed(dyn, x, state, params[label], opts, dt, spikes=out)
+            if rep:
+                times[label].append(time.perf_counter() - t0)
+            spikes[label], states[label] = out, state
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    ups = {k: n * T / t / 1e9 for k, t in med.items()}
+    diff = np.nonzero((spikes["equations"] != spikes["hand-written"]).any(axis=1))[0]
+    res = {
+        "neurons": n, "steps": T,
+        "G_updates_per_s": {k: round(v, 3) for k, v in ups.items()},
+        "equations_time_ratio": round(med["equations"] / med["hand-written"], 3),
+        "identical_spikes": bool(diff.size == 0),
+        "first_differing_step": int(diff[0]) if diff.size else None,
+        "max_abs_dv_final": float(np.max(np.abs(states["equations"][0] - states["hand-written"][0]))),
+        "spikes": int(spikes["equations"].sum()),
+    }
+    print(f"{name:>13}: equations {ups['equations']:.3f} G updates/s, hand-written {ups['hand-written']:.3f}; "
+          f"time ratio {res['equations_time_ratio']}, identical spikes {res['identical_spikes']}, "
+          f"max |dv| {res['max_abs_dv_final']:.3g}", flush=True)
+    return res
+
+
+def train_case(args) -> dict:
+    """train_step.py's MLP step, generated and hand-written LIF kernels in one process, interleaved."""
+    import torch
+    import train_step
+
+    torch.set_num_threads(args.threads)
+    nets = {}
+    for label, dyn in (("equations", lif.DYNAMICS), ("hand-written", HAND["lif"])):
+        torch.manual_seed(0)
+        params, step = train_step.neuro_mlp()
+        for m in params.modules():
+            if type(m).__name__ == "LIF":
+                m.dynamics = dyn  # instance attribute: this layer runs these kernels
+        nets[label] = (params, step, torch.optim.Adam(params.parameters(), lr=1e-3))
+    x, y = train_step._data("neuro_mlp")
+    times = {k: [] for k in nets}
+    grads = {}
+    for rep in range(args.repeats + 2):  # two warm-up rounds compile and let Adam allocate
+        for label, (params, step, opt) in list(nets.items())[::1 if rep % 2 else -1]:
+            t0 = time.perf_counter()
+            loss = step(x, y)
+            opt.zero_grad()
+            loss.backward()
+            if rep == 0:
+                grads[label] = [p.grad.clone() for p in params.parameters()]
+            opt.step()
+            if rep >= 2:
+                times[label].append(time.perf_counter() - t0)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    max_rel = max(float((a - b).abs().max() / (b.abs().max() + 1e-30))
+                  for a, b in zip(grads["equations"], grads["hand-written"], strict=True))
+    res = {"ms": {k: round(1e3 * v, 2) for k, v in med.items()},
+           "equations_time_ratio": round(med["equations"] / med["hand-written"], 3),
+           "max_rel_grad_diff_first_step": max_rel}
+    print(f"    lif_train: equations {res['ms']['equations']} ms/step, hand-written {res['ms']['hand-written']}; "
+          f"time ratio {res['equations_time_ratio']}, first-step gradients max rel diff {max_rel:.2e}", flush=True)
+    return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default="izhikevich,adex,lif_roofline,lif_physical,lif_train")
     ap.add_argument("--neurons", type=int, default=200_000)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--threads", type=int, default=min(2, numba.config.NUMBA_NUM_THREADS))
@@ -74,32 +205,10 @@ def main() -> None:
     numba.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     out = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "threads": args.threads,
-           "neurons": args.neurons, "steps": args.steps, "load_avg": os.getloadavg()[0], "models": {}}
-    for name in ("izhikevich", "adex"):
-        model, dt, x = _case(name, args.neurons, args.steps, rng)
-        params = model.kernel_params(dt)
-        runs = {"equations": model.dynamics, "hand-written": HAND[name]}
-        times = {k: [] for k in runs}
-        spikes = {}
-        for rep in range(args.repeats + 1):  # the first round compiles
-            for label, dyn in runs.items():
-                state = model.initial_state(args.neurons)
-                t0 = time.perf_counter()
-                s, _ = kernels.forward(dyn, x, state, params, {}, dt=dt)
-                if rep:
-                    times[label].append(time.perf_counter() - t0)
-                spikes[label] = s
-        med = {k: float(np.median(v)) for k, v in times.items()}
-        ups = {k: args.neurons * args.steps / t / 1e9 for k, t in med.items()}
-        out["models"][name] = {
-            "G_updates_per_s": {k: round(v, 3) for k, v in ups.items()},
-            "equations_time_ratio": round(med["equations"] / med["hand-written"], 3),
-            "identical_spikes": bool(np.array_equal(spikes["equations"], spikes["hand-written"])),
-            "spikes": int(spikes["equations"].sum()),
-        }
-        print(f"{name:>10}: equations {ups['equations']:.3f} G updates/s, hand-written {ups['hand-written']:.3f}; "
-              f"time ratio {out['models'][name]['equations_time_ratio']}, identical spikes "
-              f"{out['models'][name]['identical_spikes']}")
+           "load_avg_start": os.getloadavg(), "models": {}}
+    for name in args.cases.split(","):
+        out["models"][name] = train_case(args) if name == "lif_train" else forward_case(name, args, rng)
+    out["load_avg_end"] = os.getloadavg()
     print(json.dumps(out))
 
 

@@ -382,3 +382,171 @@ def test_nir_export_of_an_equation_model_says_what_has_no_nir_form():
     net = torch.nn.Sequential(neuro.nn.TimeDistributed(torch.nn.Linear(3, 2)), neuro.nn.Neuron(m))
     with pytest.raises((ValueError, TypeError), match="(?i)nir"):
         neuro.to_nir(net, (3,))
+
+
+# -- update equations (discrete time), reset modes and timing as options, refractory clamp ----------------------
+_RESETS = {"subtract": "v -= v_th", "to_value": "v = v_reset", "none": ""}
+
+
+def _discrete_model(**kw):
+    """snnTorch's Leaky written as an update, with every reset mode and timing as run-time options."""
+    args = dict(threshold="v > v_th", reset=_RESETS, options=("reset_mode", "reset_delay"), refractory="tau_ref",
+                refractory_timing="nest", refractory_clamp="v = v_reset", beta=0.8, v_th=1.0, v_reset=-0.2,
+                tau_ref=0.0)
+    args.update(kw)
+    return Equations("v <- beta*v + I : volt", **args)
+
+
+def _numpy_discrete(x, beta, v_th, v_reset, mode, delay, t_ref):
+    """The same update in float32 NumPy, operations in the written order: snnTorch's next-step reset
+    (``v = beta v + x - S[t-1] v_th``; reset to value: the step starts from ``v_reset``) or the same-step reset;
+    after a spike, ``t_ref`` steps with v held at v_reset."""
+    f = np.float32
+    beta, v_th, v_reset = f(beta), f(v_th), f(v_reset)
+    T, n = x.shape
+    v, ref = np.zeros(n, f), np.zeros(n, f)
+    spikes, vs = np.zeros((T, n), f), np.zeros((T, n), f)
+    for t in range(T):
+        fired = (v > v_th) if delay else np.zeros(n, bool)
+        start = np.where(fired & (mode == "to_value"), v_reset, v)
+        ref = np.where(fired, f(t_ref), ref)
+        frozen = ref > 0
+        ref = np.where(frozen, ref - f(1), ref)
+        v_new = beta * start + x[t]
+        if mode == "subtract":
+            v_new = np.where(fired, v_new - v_th, v_new)
+        v_new = np.where(frozen, v_reset, v_new)
+        s = ~frozen & (v_new > v_th)
+        if not delay:
+            if mode == "subtract":
+                v_new = np.where(s, v_new - v_th, v_new)
+            elif mode == "to_value":
+                v_new = np.where(s, v_reset, v_new)
+            ref = np.where(s, f(t_ref), ref)
+        v = v_new.astype(f)
+        spikes[t], vs[t] = s, v
+    return spikes, vs
+
+
+@pytest.mark.parametrize("t_ref", [0, 3])
+@pytest.mark.parametrize("delay", [False, True])
+@pytest.mark.parametrize("mode", ["subtract", "to_value", "none"])
+def test_update_equations_with_reset_options_equal_numpy_bit_for_bit(mode, delay, t_ref):
+    from neuro import kernels
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.35, 0.6, (60, 9)).astype(np.float32)
+    model = _discrete_model()
+    params = model.kernel_params(1.0)
+    params["_t_ref"] = np.float32([t_ref])  # the counter in steps, as the built-in layers pass it
+    state = model.initial_state(9)
+    spikes, rec = kernels.forward(model.dynamics, x, state, params, {"reset_mode": mode, "reset_delay": delay},
+                                  record=True)
+    s_ref, v_ref = _numpy_discrete(x, 0.8, 1.0, -0.2, mode, delay, t_ref)
+    assert s_ref.sum() > 20
+    np.testing.assert_array_equal(spikes, s_ref)
+    np.testing.assert_array_equal(rec[:, 0], v_ref)  # bit for bit: the update is printed as written
+    # the same choice made at construction (no options: one variant compiled) and through simulate
+    fixed = _discrete_model(reset=_RESETS[mode], options=(), reset_delay=delay, tau_ref=float(t_ref))
+    res = fixed.simulate(x, dt=1.0)
+    np.testing.assert_array_equal(res.spikes, s_ref)
+    np.testing.assert_array_equal(res.v, v_ref)
+    chosen = _discrete_model(reset_mode=mode, reset_delay=delay, tau_ref=float(t_ref)).simulate(x, dt=1.0)
+    np.testing.assert_array_equal(chosen.spikes, s_ref)
+
+
+def test_refractory_timing_of_an_update_model_brian2_and_nest():
+    # strong drive: a spike as soon as the neuron may; Brian2 freezes round(t/dt) - 1 updates, NEST round(t/dt)
+    cur = np.full((200, 1), 50.0, np.float32)
+    kw = dict(reset="v = v_reset", options=(), tau_ref=3.0)
+    brian = _discrete_model(refractory_timing="brian2", **kw).simulate(cur, dt=1.0).spikes[:, 0]
+    nest = _discrete_model(**kw).simulate(cur, dt=1.0).spikes[:, 0]
+    assert set(np.diff(np.nonzero(brian)[0])) == {3} and set(np.diff(np.nonzero(nest)[0])) == {4}
+
+
+def _torch_discrete(x, beta, v_th, v_reset, mode, delay, slope=2.0):
+    """The update in torch with an atan-surrogate spike: the earlier spike in a next-step reset is detached
+    (snnTorch), the same-step reset carries the surrogate gradient."""
+
+    class Spike(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, u):
+            ctx.save_for_backward(u)
+            return (u > 0).float()
+
+        @staticmethod
+        def backward(ctx, g):
+            (u,) = ctx.saved_tensors
+            return g * (slope / 2) / (1 + (math.pi * slope / 2 * u) ** 2)
+
+    v = torch.zeros(x.shape[1])
+    out, vs = [], []
+    for t in range(x.shape[0]):
+        fired = (v > v_th).float().detach() if delay else torch.zeros_like(v)
+        start = fired * v_reset + (1 - fired) * v if mode == "to_value" else v
+        v_new = beta * start + x[t]
+        if mode == "subtract":
+            v_new = v_new - fired * v_th
+        s = Spike.apply(v_new - v_th)
+        if not delay:
+            if mode == "subtract":
+                v_new = v_new - s * v_th
+            elif mode == "to_value":
+                v_new = v_new + s * (v_reset - v_new)
+        v = v_new
+        out.append(s)
+        vs.append(v)
+    return torch.stack(out), torch.stack(vs)
+
+
+@pytest.mark.parametrize("delay", [False, True])
+@pytest.mark.parametrize("mode", ["subtract", "to_value"])
+def test_update_model_gradients_equal_torch_autograd(mode, delay):
+    from neuro.nn.functional import neuron_scan
+
+    model = _discrete_model()
+    torch.manual_seed(1)
+    T, n = 30, 6
+    x = (torch.rand(T, n) * 0.9).requires_grad_()
+    names = model.dynamics.params
+    values = {"beta": 0.8, "v_th": 1.0, "v_reset": -0.2, "_t_ref": 0.0}
+    p = torch.tensor([[values[k]] * n for k in names], requires_grad=True)
+    w_s, w_v = torch.randn(T, n), torch.randn(T, n)
+    spikes, states = neuron_scan(model.dynamics, x, p, torch.zeros(2, n), [mode, delay],
+                                 neuro.surrogate.atan(2.0))
+    ((spikes * w_s).sum() + (states[:, 0] * w_v).sum()).backward()
+    ps = {k: torch.tensor(values[k], requires_grad=True) for k in ("beta", "v_th", "v_reset")}
+    x2 = x.detach().clone().requires_grad_()
+    s_ref, v_ref = _torch_discrete(x2, ps["beta"], ps["v_th"], ps["v_reset"], mode, delay)
+    ((s_ref * w_s).sum() + (v_ref * w_v).sum()).backward()
+    assert torch.equal(spikes, s_ref) and spikes.sum() > 10
+    assert (x.grad - x2.grad).abs().max() <= 1e-5 * x2.grad.abs().max()
+    for k, ref in ps.items():
+        g, g_ref = float(p.grad[names.index(k)].sum()), 0.0 if ref.grad is None else float(ref.grad)
+        assert abs(g - g_ref) <= 1e-5 * max(1.0, abs(g_ref)), (k, g, g_ref)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(equations="v <- beta*v + I : volt\ndw/dt = -w : 1", beta=0.9), r"cannot be mixed"),
+    (dict(equations="dv/dt = -v + I : volt", method="discrete"), r"'discrete' is for update equations"),
+    (dict(equations="v <- beta*v + I : volt", beta=0.9, options=("reset_mode",), reset="v = 0"),
+     r"option 'reset_mode' selects among named resets"),
+    (dict(equations="v <- beta*v + I : volt", beta=0.9, reset={"hard": "v = 0"}), r"reset mode 'hard' is not one"),
+    (dict(equations="v <- beta*v + I : volt", beta=0.9, reset={"zero": "v = 0", "to_value": "v = 0"}),
+     r"are the same mode"),
+    (dict(equations="v <- beta*v + I : volt", beta=0.9, options=("reset_time",)), r"unknown option 'reset_time'"),
+    (dict(equations="v <- beta*v + I : volt", beta=0.9, refractory=1.0, refractory_clamp="v -= 1"),
+     r"write an assignment"),
+    (dict(equations="v <- beta*v + I : volt", beta=0.9, refractory_clamp="beta = 0"), r"assigns 'beta'"),
+])
+def test_bad_update_equations_and_options_are_named(kwargs, match):
+    kw = dict(threshold="v > 1")
+    kw.update(kwargs)
+    eq = kw.pop("equations")
+    with pytest.raises(EquationError, match=match):
+        Equations(eq, **kw)
+
+
+def test_update_equations_have_no_nir_node():
+    with pytest.raises(EquationError, match="update equations"):
+        Equations("v <- beta*v + I : volt", threshold="v > 1", reset="v = 0", beta=0.9).nir_node()

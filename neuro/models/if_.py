@@ -6,7 +6,8 @@ Equations::
     spike when v > v_thresh, then v -= v_thresh (``reset="subtract"``, the conversion default) or v = v_reset
 
 Discrete step: ``v[t] = v[t-1] + gain x[t]`` with ``gain = R dt`` (exact: the ODE has no decay).
-IF is the LIF dynamics with ``decay = 1``; it shares LIF's kernels (see :mod:`neuro.models.lif`).
+IF is the LIF update ``v <- v_leak + decay*(v - v_leak) + gain*I`` with ``decay = 1``: it runs LIF's kernels,
+generated from that equation (see :mod:`neuro.models.lif`).
 
 Example:
     >>> import numpy as np
