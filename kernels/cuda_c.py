@@ -31,7 +31,9 @@ import hashlib
 import inspect
 import math
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -123,6 +125,7 @@ class CPrinter:
     def __init__(self):
         self.functions: list[str] = []
         self.constants: dict[str, str] = {}
+        self.c_sources: dict[str, None] = {}  # ordered set
         self._printed: dict[int, _Function] = {}
         self._names: set[str] = set()
 
@@ -134,7 +137,8 @@ class CPrinter:
 
     def source(self) -> str:
         consts = "".join(f"{v}\n" for v in self.constants.values())
-        return _HELPERS_C + consts + "\n" + "\n".join(self.functions)
+        extern = "".join(self.c_sources)  # C definitions of CFunction callees (once each)
+        return _HELPERS_C + extern + consts + "\n" + "\n".join(self.functions)
 
     # -- functions -----------------------------------------------------------------------------------------------
     def _callee(self, fn) -> _Function:
@@ -168,6 +172,13 @@ class CPrinter:
             return
         ints = {p for p, is_int in zip(callee.params, arg_types, strict=True) if is_int}
         self._emit(callee, ints)
+
+    def require(self, fn: Callable, int_params: set[str] | frozenset = frozenset()) -> str:
+        """Print ``fn`` once (``int_params``: its integer arguments) and return its C name."""
+        callee = self._callee(fn)
+        if callee.cname not in self._names:
+            self._emit(callee, set(int_params))
+        return callee.cname
 
     def constant(self, name: str, value) -> str:
         """The C name of a module constant; the same name in two modules with two values gets two C names."""
@@ -559,5 +570,237 @@ def kernel_source(dyn: Dynamics, surrogate=None) -> str:
     if trainable:
         out.append(f'extern "C" void host_backward({_BWD_ARGS.format(X="float")}) {{\n'
                    f"    for (long long i = 0; i < N; ++i) {ns}::backward_neuron<float>(i, {_BWD_CALL});\n}}")
+    out.append("#endif\n")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# element-wise fragments: Python statements for element ``i`` (the simulator's population update), printed as a
+# ``__host__ __device__`` function, a one-thread-per-element CUDA kernel and a host loop over the elements
+
+
+class CFunction(NamedTuple):
+    """A function the printed fragment calls by its C ``name``, with its C definition ``source`` (for code that is
+    not printed from Python, such as the simulator's random generator, :data:`neuro.sim.random.C_SOURCE`)."""
+
+    name: str
+    source: str
+
+
+_ARRAY_TYPES = {np.dtype(np.float32): "float", np.dtype(np.uint8): "unsigned char", np.dtype(np.int64): "long long",
+                np.dtype(np.int32): "int"}
+_INT_TYPES = ("unsigned char", "long long", "int")
+
+
+def _kind(name: str, value) -> tuple[str, int]:
+    """(C element type, ndim) of an argument: ndim 0 for scalars. float64 values are refused: the numba code would
+    compute with them in double, the C in float."""
+    dtype = getattr(value, "dtype", None)
+    ndim = len(getattr(value, "shape", ()))
+    if ndim:
+        ctype = _ARRAY_TYPES.get(np.dtype(dtype))
+        if ctype is None:
+            raise CPrintError(f"argument {name!r}: arrays of {dtype} have no C form here (float32, uint8, int32, "
+                              "int64)")
+        return ctype, ndim
+    if isinstance(value, bool | np.bool_ | int | np.integer):
+        return "long long", 0
+    if isinstance(value, np.float32) or type(value) is float:  # a Python float (dt) is cast before use
+        return "float", 0
+    raise CPrintError(f"argument {name!r}: scalar {value!r} ({type(value).__name__}) has no C form here")
+
+
+@dataclass
+class Fragment:
+    """Python ``lines`` computing element ``i`` of a kernel ``name`` over ``args[count]`` elements.
+
+    ``args`` maps every name the lines read to an example value fixing its C type (a float32 / uint8 / int32 /
+    int64 array: a C-contiguous pointer, followed by the dimensions ``a.shape[k]`` and ``a[r, c]`` need; an integer
+    scalar: ``long long``; a float32 scalar or Python float: ``float``); ``env`` maps the names the lines call
+    (numba functions, printed as C; :class:`CFunction` objects; ``np``).
+
+    Example (``y[i] = a * x[i] + y[i]``, every element in one thread):
+        >>> import numpy as np
+        >>> from neuro.kernels.cuda_c import Fragment, fragment_source
+        >>> frag = Fragment("axpy", {"n": 3, "a": np.float32(2), "x": np.zeros(3, np.float32),
+        ...                          "y": np.zeros(3, np.float32)}, ["y[i] = a * x[i] + y[i]"], {}, "n")
+        >>> src = fragment_source([frag])
+        >>> "y[i] = ((a * x[i]) + y[i]);" in src and "__global__ void axpy(long long n, float a, float* x" in src
+        True
+    """
+
+    name: str
+    args: dict
+    lines: list[str]
+    env: dict
+    count: str
+
+    def shapes(self) -> dict[str, list[int]]:
+        """The dimensions of each array the lines need: ``a.shape[k]`` reads, and the row lengths of ``a[r, c]``."""
+        tree = ast.parse("\n".join(self.lines))
+        used: dict[str, set[int]] = {}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Subscript):
+                continue
+            v = node.value
+            if isinstance(v, ast.Attribute) and v.attr == "shape" and isinstance(v.value, ast.Name) \
+                    and isinstance(node.slice, ast.Constant):
+                used.setdefault(v.value.id, set()).add(int(node.slice.value))
+            elif isinstance(v, ast.Name) and v.id in self.args:
+                used.setdefault(v.id, set()).update(range(1, _kind(v.id, self.args[v.id])[1]))
+        return {name: sorted(ks) for name, ks in used.items() if ks}
+
+    def c_params(self) -> list[tuple[str, str]]:
+        """``(C type, name)`` of the kernel's arguments, in order: each array is followed by the dimensions the
+        lines need (:meth:`shapes`), as ``long long <name>_shape<k>``."""
+        out = []
+        shapes = self.shapes()
+        for name, value in self.args.items():
+            ctype, ndim = _kind(name, value)
+            if ndim:
+                out.append((f"{ctype}*", name))
+                out += [("long long", f"{name}_shape{k}") for k in shapes.get(name, ())]
+            else:
+                out.append((ctype, name))
+        return out
+
+    def arguments(self, values: dict) -> list:
+        """The kernel's arguments from ``values`` (arrays of any framework with a ``shape``, passed as they are;
+        scalars as ``np.float32`` / ``np.int64``), in :meth:`c_params` order."""
+        out = []
+        shapes = self.shapes()
+        for name, example in self.args.items():
+            ctype, ndim = _kind(name, example)
+            v = values[name]
+            if ndim:
+                if len(v.shape) != ndim:
+                    raise ValueError(f"{self.name}: {name} must have {ndim} dimensions, got shape {tuple(v.shape)}")
+                out.append(v)
+                out += [np.int64(v.shape[k]) for k in shapes.get(name, ())]
+            else:
+                out.append(np.float32(v) if ctype == "float" else np.int64(v))
+        return out
+
+
+class _FragmentBody(_Body):
+    """A fragment's statements: array element reads and writes, ``a.shape[k]``, integer locals and ``%``."""
+
+    def __init__(self, printer: CPrinter, f: _Function, arrays: dict[str, tuple[str, int]], ints: set[str]):
+        super().__init__(printer, f, ints)
+        self.arrays = arrays
+        self.int_locals: set[str] = set()
+
+    def stmt(self, st, out: list[str], ind: str) -> None:
+        if isinstance(st, ast.Assign | ast.AugAssign):
+            if isinstance(st, ast.Assign) and len(st.targets) != 1:
+                raise CPrintError(f"chained assignment not supported: {self.where(st)}")
+            tgt = st.targets[0] if isinstance(st, ast.Assign) else st.target
+            if isinstance(tgt, ast.Subscript):
+                op = "=" if isinstance(st, ast.Assign) else _BIN[type(st.op)] + "="
+                out.append(f"{ind}{self.subscript(tgt)} {op} {self.expr(st.value)};")
+                return
+            if (isinstance(st, ast.Assign) and isinstance(tgt, ast.Name) and tgt.id not in self.locals
+                    and self.is_int(st.value)):
+                self.int_locals.add(tgt.id)  # a row index, a flag: long long, not float
+                self.ints.add(tgt.id)
+        super().stmt(st, out, ind)
+
+    def _shape(self, node) -> str | None:
+        """``a.shape[k]`` as its argument name ``a_shape<k>`` (None for anything else)."""
+        v = node.value
+        if (isinstance(v, ast.Attribute) and v.attr == "shape" and isinstance(v.value, ast.Name)
+                and v.value.id in self.arrays and isinstance(node.slice, ast.Constant)):
+            return f"{v.value.id}_shape{node.slice.value}"
+        return None
+
+    def subscript(self, node: ast.Subscript) -> str:
+        shape = self._shape(node)
+        if shape is not None:
+            return shape
+        if not (isinstance(node.value, ast.Name) and node.value.id in self.arrays):
+            raise CPrintError(f"only argument arrays can be indexed: {self.where(node)}")
+        name = node.value.id
+        idx = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if len(idx) != self.arrays[name][1]:
+            raise CPrintError(f"{name} has {self.arrays[name][1]} dimensions, indexed with {len(idx)}: "
+                              f"{self.where(node)}")
+        flat = self.expr(idx[0])
+        for k, e in enumerate(idx[1:], start=1):  # C order
+            flat = f"({flat}) * {name}_shape{k} + {self.expr(e)}"
+        return f"{name}[{flat}]"
+
+    def is_int(self, node) -> bool:
+        if isinstance(node, ast.Subscript):
+            return self._shape(node) is not None or (
+                isinstance(node.value, ast.Name) and self.arrays.get(node.value.id, ("float",))[0] in _INT_TYPES)
+        if isinstance(node, ast.Compare | ast.BoolOp):
+            return True
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.Mod):
+            return self.is_int(node.left) and self.is_int(node.right)
+        if isinstance(node, ast.IfExp):
+            return self.is_int(node.body) and self.is_int(node.orelse)
+        return super().is_int(node)
+
+    def expr(self, node) -> str:
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+            if not (self.is_int(node.left) and self.is_int(node.right)):
+                raise CPrintError(f"% of floats is not printed: {self.where(node)}")
+            # C's % is Python's for the non-negative operands fragments use (a step modulo a ring depth)
+            return f"({self.expr(node.left)} % {self.expr(node.right)})"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            target = self.lookup(node.func.id)
+            if isinstance(target, CFunction):
+                self.p.c_sources.setdefault(target.source, None)
+                return f"{target.name}({', '.join(self.expr(a) for a in node.args)})"
+        return super().expr(node)
+
+
+def _fragment_function(pr: CPrinter, frag: Fragment) -> str:
+    """The ``__host__ __device__`` function ``<name>_element(i, <args>)`` of one fragment."""
+    params = frag.c_params()
+    src = f"def {frag.name}_element(i, {', '.join(frag.args)}):\n" + "".join(f"    {x}\n" for x in frag.lines)
+    f = _Function.__new__(_Function)  # a function printed from generated text, not from a module
+    f.py = type("_Generated", (), {"__qualname__": frag.name})
+    f.cname, f.node, f.env, f.n_out = f"{frag.name}_element", ast.parse(src).body[0], dict(frag.env), 0
+    f.params = ["i", *frag.args]
+    arrays = {n: _kind(n, v) for n, v in frag.args.items() if _kind(n, v)[1]}
+    ints = {"i"} | {n for n, v in frag.args.items() if _kind(n, v) == ("long long", 0)}
+    body = _FragmentBody(pr, f, arrays, ints)
+    lines = body.print()
+    decls = []
+    if body.int_locals:
+        decls.append(f"    long long {', '.join(sorted(body.int_locals))};")
+    floats = sorted(body.locals - body.int_locals - set(f.params))
+    if floats:
+        decls.append(f"    float {', '.join(floats)};")
+    head = f"NEURO_HD void {f.cname}(long long i, {', '.join(f'{t} {n}' for t, n in params)}) {{"
+    return "\n".join([head, *decls, *lines, "}"]) + "\n"
+
+
+def fragment_source(fragments: Sequence[Fragment], functions: Sequence[tuple[Callable, Collection[str]]] = (),
+                    ns: str = "neuro_fragments") -> str:
+    """The CUDA C translation unit of ``fragments``: each one's element function, an ``extern "C" __global__``
+    kernel ``<name>`` (one thread per element, any grid covering ``count``) and, for a host compiler, ``extern "C"
+    host_<name>`` looping over the elements. ``functions``: ``(numba function, integer argument names)`` printed
+    first (a model's ``step`` with its options as integers, as :func:`step_source` prints it)."""
+    pr = CPrinter()
+    for fn, ints in functions:
+        pr.require(fn, frozenset(ints))
+    elements = [_fragment_function(pr, frag) for frag in fragments]
+    out = [PRELUDE, f"namespace {ns} {{", pr.source(), *elements, f"}}  // namespace {ns}", "#ifdef __CUDACC__"]
+    for frag in fragments:
+        params = ", ".join(f"{t} {n}" for t, n in frag.c_params())
+        names = ", ".join(n for _, n in frag.c_params())
+        out.append(f'extern "C" __global__ void {frag.name}({params}) {{\n'
+                   "    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
+                   f"    if (i < {frag.count}) {ns}::{frag.name}_element(i, {names});\n}}")
+    out.append("#else")
+    for frag in fragments:
+        params = ", ".join(f"{t} {n}" for t, n in frag.c_params())
+        names = ", ".join(n for _, n in frag.c_params())
+        out.append(f'extern "C" void host_{frag.name}({params}) {{\n'
+                   f"    for (long long i = 0; i < {frag.count}; ++i) {ns}::{frag.name}_element(i, {names});\n}}")
     out.append("#endif\n")
     return "\n".join(out)

@@ -8,7 +8,9 @@ bfloat16; state, parameters and recorded states are float32; spikes and ``g_x`` 
 surrogate per process (CuPy also keeps the binaries in its on-disk kernel cache).
 
 Chosen by ``neuro.kernels.set_backend("cupy")`` or ``NEURO_KERNEL_BACKEND=cupy``; CuPy is imported only then
-(the optional ``[gpu]`` extra).
+(the optional ``[gpu]`` extra). With that choice ``neuro.sim.Network(device="cuda")`` also runs its population
+updates here (:func:`source_module`, :func:`launch_fragment`: CUDA C printed from the simulator's own update
+fragment and the models' steps), the rest of its step on numba.cuda.
 
 Example (needs a CUDA device and CuPy; skipped by the doctest run)::
 
@@ -25,6 +27,7 @@ Example (needs a CUDA device and CuPy; skipped by the doctest run)::
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import numpy as np
@@ -58,6 +61,27 @@ def module(dyn: Dynamics, surrogate=None):
             entry = (cupy.RawModule(code=cuda_c.kernel_source(dyn, sg), options=("-std=c++17",)), dyn, sg)
             _MODULES[key] = entry
         return entry[0]
+
+
+def source_module(code: str, options: tuple[str, ...] = ()):
+    """``cupy.RawModule`` of generated CUDA C ``code`` (such as the simulator's population updates,
+    :func:`neuro.sim.cuda_engine.population_c_source`) with extra NVRTC ``options``, compiled at first use, once
+    per source text and options."""
+    key = ("source", hashlib.sha1(code.encode()).hexdigest(), tuple(options))
+    with _LOCK:
+        entry = _MODULES.get(key)
+        if entry is None:
+            entry = _MODULES[key] = _cupy().RawModule(code=code, options=("-std=c++17", *options))
+        return entry
+
+
+def launch_fragment(mod, fragment, values: dict, n: int) -> None:
+    """Launch the kernel of a :class:`neuro.kernels.cuda_c.Fragment` from ``mod`` over ``n`` elements, one thread
+    each, with its arguments taken by name from ``values`` (CUDA arrays of any framework: viewed without copies)."""
+    args = [as_cupy(a) if hasattr(a, "shape") and not isinstance(a, np.generic) else a
+            for a in fragment.arguments(values)]
+    if n:
+        mod.get_function(fragment.name)(((n + THREADS - 1) // THREADS,), (THREADS,), tuple(args))
 
 
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}

@@ -84,13 +84,14 @@ def test_equation_model_kernels(name):
         _assert_clean(_check("equations", name, arch, ptx_arch="sm_80"))
 
 
-@functools.cache
-def _sim_reports(arch: str):
+def _sim_net(device: str):
+    """Two populations (LIF with a Poisson drive and current receptors; AdEx with a conductance receptor), a
+    Poisson source and three projections."""
     import numpy as np
 
     import neuro
 
-    net = neuro.sim.Network(dt=0.1, seed=0, device="cuda")
+    net = neuro.sim.Network(dt=0.1, seed=0, device=device)
     lif = neuro.models.LIF(tau_m=20.0, v_rest=-49.0, v_thresh=-50.0, v_reset=-60.0, tau_refrac=5.0)
     pop = net.population(64, lif, initial={"v": np.linspace(-60.0, -50.0, 64)})
     adex = net.population(16, neuro.models.AdEx())
@@ -100,16 +101,18 @@ def _sim_reports(arch: str):
     net.connect(pop, adex, neuro.sim.FixedProbability(0.1), weight=0.1, tau_syn=5.0, e_rev=0.0)
     net.connect(src, pop, neuro.sim.FixedProbability(0.2), weight=0.1, tau_syn=10.0)
     net.spike_monitor(pop)
+    return net
+
+
+@functools.cache
+def _sim_reports(arch: str):
     out = {}
-    for name, kern, sig in gpu_check.sim_kernels(net):
+    for name, kern, sig in gpu_check.sim_kernels(_sim_net("cuda")):
         out[name] = gpu_check.check_numba(f"sim.{name}", kern, sig, arch)
     return out
 
 
-# the simulator's counter-based generator (neuro.sim.random: uniform, poisson) is float64, shared with the CPU
-# engine so both give the same spikes
 DRIVEN = "update_p0"  # the population with the Poisson drive
-_SIM_FP64 = "float64 counter-based RNG (neuro.sim.random) in Poisson sources and the Poisson drive"
 
 
 @pytest.mark.parametrize("arch", gpu_check.ARCHS)
@@ -122,18 +125,55 @@ def test_simulator_kernels_compile_without_spills(arch):
 
 
 @pytest.mark.parametrize("arch", gpu_check.ARCHS)
-def test_simulator_kernels_without_rng_have_no_fp64(arch):
+def test_simulator_kernels_have_no_fp64(arch):
+    """Every simulator kernel, the random draws included (neuro.sim.random is float32 arithmetic on uint64
+    hashes): no fp64 arithmetic; the Poisson-source draw has no fp64 conversion either."""
     reports = _sim_reports(arch)
-    rng = {DRIVEN, *(k for k in reports if k.startswith("draw"))}
-    _assert_clean([r for k, rs in reports.items() if k not in rng for r in rs])
+    assert DRIVEN in reports and any(k.startswith("draw") for k in reports)
+    _assert_clean([r for rs in reports.values() for r in rs])
+    for k, rs in reports.items():
+        if k.startswith("draw"):
+            assert all(r.fp64_cvt == 0 for r in rs), f"{k}: {rs[0].fp64_ops}"
 
 
-@pytest.mark.xfail(strict=True, reason=_SIM_FP64)
+@functools.cache
+def _sim_c_reports(arch: str):
+    """The CuPy backend's population updates of the same network (CUDA C by nvcc, then ptxas)."""
+    return gpu_check.check_cuda_c("sim_c", _sim_c_source(), arch, options=_sim_c_options())
+
+
+def _sim_c_source() -> str:
+    from neuro.sim.cuda_engine import population_c_source
+    from neuro.sim.runtime import Layout, Runtime
+
+    return population_c_source(Layout(_sim_net("cpu"), Runtime(), 1, None))
+
+
+def _sim_c_options() -> tuple[str, ...]:
+    from neuro.sim.cuda_engine import C_OPTIONS
+
+    return C_OPTIONS
+
+
 @pytest.mark.parametrize("arch", gpu_check.ARCHS)
-def test_simulator_rng_kernels_have_no_fp64(arch):
-    reports = _sim_reports(arch)
-    _assert_clean([r for k, rs in reports.items() if k.startswith("draw") or k == DRIVEN
-                   for r in rs])
+def test_simulator_population_update_cuda_c(arch):
+    """The CUDA C population updates (LIF with the Poisson drive, AdEx with a conductance receptor) compile and
+    assemble with no fp64 arithmetic or conversion and no spills."""
+    reports = _sim_c_reports(arch)
+    assert sorted(r.kernel.split(":")[-1] for r in reports) == ["update_p0", "update_p1"]
+    for r in reports:
+        assert r.fp64_arith == 0 and r.fp64_cvt == 0, f"{r.kernel} {r.arch}: {r.fp64_ops}"
+        assert r.spill_stores == 0 and r.spill_loads == 0, f"{r.kernel} {r.arch}: spills"
+        assert 0 < r.registers <= 255
+
+
+@pytest.mark.skipif(gpu_check.nvrtc_reason() is not None, reason=gpu_check.nvrtc_reason() or "")
+@pytest.mark.parametrize("arch", gpu_check.ARCHS)
+def test_simulator_population_update_nvrtc(arch):
+    """NVRTC, what CuPy's RawModule runs, compiles the population updates with the options the engine passes."""
+    ptx = gpu_check.nvrtc_ptx(_sim_c_source(), arch, ("-std=c++17", *_sim_c_options()))
+    for r in gpu_check.report_ptx("sim_c", ptx, arch):
+        assert r.fp64_arith == 0 and r.spill_stores == 0 and r.spill_loads == 0, r
 
 
 def test_fp64_counter_reads_ptx():

@@ -7,6 +7,10 @@ transmit; post spikes potentiate; every synapse written by one thread), so the t
 the order of float additions into one synaptic buffer cell, which atomics do not fix). Runs on device
 arrays, and in Numba's CUDA simulator for tests (``NUMBA_ENABLE_CUDASIM=1``).
 
+With ``neuro.kernels.set_backend("cupy")`` the population updates run instead as CUDA C printed from the same
+fragment and the models' own step functions (:func:`population_c_source`, compiled by NVRTC through CuPy at first
+use); sources, propagation, STDP and monitors stay on numba.cuda.
+
 Example (the generated source, variables named as in the CPU loop):
     >>> import neuro
     >>> from neuro.sim.runtime import Layout, Runtime
@@ -21,10 +25,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from neuro.kernels import get_backend
 from neuro.kernels.codegen import load
+from neuro.sim import random
+from neuro.sim.random import SOURCE_DIGEST
 from neuro.sim.runtime import Layout
 
 THREADS = 128
+C_OPTIONS = ("--fmad=false",)
+"""Compiler options of the population updates' CUDA C: no contraction of ``a * b + c`` into one FMA, so the GPU
+rounds every operation as the CPU loop does (the same spikes on both)."""
 
 
 def _kernel(name: str, args: list[str], body: list[str]) -> str:
@@ -37,7 +47,8 @@ def _guard(n) -> list[str]:
 
 
 def source(layout: Layout) -> str:
-    head = ["import numpy as np", "from numba import cuda", "from neuro.sim.random import poisson as _poisson",
+    head = [f"# neuro.sim.random {SOURCE_DIGEST}", "import numpy as np", "from numba import cuda",
+            "from neuro.sim.random import poisson_table as _poisson_table",
             "from neuro.sim.random import uniform as _uniform"]
     out = []
     for p in layout.pops:
@@ -45,7 +56,7 @@ def source(layout: Layout) -> str:
         head.append(f"from {mod} import {attr} as {p.step_name}")
         body = _guard(p.n) + p.prologue_lines()
         if p.drive is not None:
-            body.append(p.drive_line("_poisson"))
+            body.append(p.drive_line())
         out.append(_kernel(f"update_{p.prefix}", ["t", "dt", *p.names], body + p.neuron_lines()))
     for q in layout.poissons:
         out.append(_kernel(f"draw_{q.prefix}", ["t", "seed", *q.names], _guard(q.n) + [q.draw_line()]))
@@ -76,11 +87,67 @@ def source(layout: Layout) -> str:
     return "\n".join(head) + "\n" + "".join(out)
 
 
+def population_fragments(layout: Layout) -> list:
+    """The population updates as :class:`neuro.kernels.cuda_c.Fragment` objects: the same lines as the numba
+    kernels above (ring slot, Poisson drive, receptors, the model's step), for the CUDA C of the CuPy backend."""
+    from neuro.kernels.cuda_c import CFunction, Fragment
+
+    poisson = CFunction("neuro_poisson_table", random.C_SOURCE)
+    out = []
+    for p in layout.pops:
+        lines = p.prologue_lines() + ([p.drive_line()] if p.drive is not None else []) + p.neuron_lines()
+        env = {"np": np, "_poisson_table": poisson, p.step_name: p.dyn.step}
+        args = {"t": np.int64(0), "dt": 0.0, **p.values}  # example values: they fix the C types
+        out.append(Fragment(f"update_{p.prefix}", args, lines, env, count=f"{p.prefix}_n"))
+    return out
+
+
+def population_c_source(layout: Layout) -> str:
+    """CUDA C of every population update of ``layout``: kernels ``update_<prefix>(t, dt, <the population's arrays
+    and scalars>)`` (one thread per neuron) and, for a host compiler, ``host_update_<prefix>``; the model steps are
+    printed from the models' own code (:func:`neuro.kernels.cuda_c.fragment_source`).
+
+    Example:
+        >>> import neuro
+        >>> from neuro.sim.cuda_engine import population_c_source
+        >>> from neuro.sim.runtime import Layout, Runtime
+        >>> net = neuro.sim.Network(dt=0.1)
+        >>> pop = net.population(4, neuro.models.LIF())
+        >>> pop.poisson_drive(1000.0, 0.5)
+        >>> src = population_c_source(Layout(net, Runtime(), 1, None))
+        >>> 'extern "C" __global__ void update_p0(long long t, float dt' in src and "double" not in src
+        True
+    """
+    from neuro.kernels.cuda_c import fragment_source
+
+    return fragment_source(population_fragments(layout), [(p.dyn.step, p.dyn.options) for p in layout.pops])
+
+
 def grid(n: int) -> tuple[int, int]:
     """(blocks, threads) for ``n`` items: blocks of :data:`THREADS`, or one block of ``n`` for small ``n``
     (the CUDA simulator runs every thread of a block, idle or not)."""
     threads = max(1, min(THREADS, n))
     return max(1, (n + threads - 1) // threads), threads
+
+
+def _numba_update(mod, p, t: int, dt: float, args: list) -> None:
+    getattr(mod, f"update_{p.prefix}")[grid(p.n)](t, dt, *args)
+
+
+def _cupy_update(layout: Layout, dev: dict):
+    """The population update of the CuPy backend: one RawModule for every population of ``layout`` (compiled at
+    first use, once per source), launched on CuPy views of the numba device arrays (the same memory; both
+    frameworks launch on the legacy default stream, so the launches stay in order)."""
+    from neuro.kernels import cupy_backend
+
+    cmod = cupy_backend.source_module(population_c_source(layout), C_OPTIONS)
+    frags = {f.name: f for f in population_fragments(layout)}
+    views = {k: cupy_backend.as_cupy(v) if hasattr(v, "__cuda_array_interface__") else v for k, v in dev.items()}
+
+    def update(mod, p, t, dt, args):
+        cupy_backend.launch_fragment(cmod, frags[f"update_{p.prefix}"], {**views, "t": t, "dt": dt}, p.n)
+
+    return update
 
 
 def run_cuda(net, layout: Layout, steps: int, progress: bool) -> None:
@@ -94,6 +161,9 @@ def run_cuda(net, layout: Layout, steps: int, progress: bool) -> None:
     mod = load("sim_cuda", source(layout))
     host = layout.values
     dev = {k: cuda.to_device(v) if isinstance(v, np.ndarray) else v for k, v in host.items()}
+    update = _numba_update
+    if get_backend() == "cupy":  # population updates from generated CUDA C (NVRTC), on the same device arrays
+        update = _cupy_update(layout, dev)
 
     def args(names):
         return [dev[k] for k in names]
@@ -112,7 +182,7 @@ def run_cuda(net, layout: Layout, steps: int, progress: bool) -> None:
             fired[ids[ptr[t]:ptr[t + 1]]] = 1
             dev[u.fired].copy_to_device(fired)
         for p in layout.pops:
-            getattr(mod, f"update_{p.prefix}")[grid(p.n)](t, net.dt, *args(p.names))
+            update(mod, p, t, net.dt, args(p.names))
         for sm in layout.state_mons:
             if t % sm.mon.every == 0:
                 getattr(mod, f"sample_{sm.prefix}")[grid(len(sm.mon.ids))](

@@ -30,6 +30,7 @@ Example (the generated source of a small network, variables named after the mode
 from __future__ import annotations
 
 from neuro.kernels.codegen import load
+from neuro.sim.random import SOURCE_DIGEST
 from neuro.sim.runtime import BLOCK, Layout, PopulationPart, ProjectionPart
 
 _JIT = "numba.njit(cache=True, nogil=True, error_model='numpy')"
@@ -42,11 +43,9 @@ def _indent(lines: list[str], n: int) -> list[str]:
 def _update_source(p: PopulationPart) -> tuple[str, list[str]]:
     """The njit update of neurons ``lo:hi`` of one population; returns (source, argument names)."""
     args = ["t", "lo", "hi", "dt", *p.names]
-    if p.drive is not None:
-        args.append(f"{p.prefix}_drive_cdf")
     body = _indent(p.prologue_lines(), 4)
     if p.drive is not None:  # its own pass: the draw loop does not vectorise, the neuron loop then does
-        body += ["    for i in range(lo, hi):", "        " + p.drive_line("_poisson_table")]
+        body += ["    for i in range(lo, hi):", "        " + p.drive_line()]
     body += ["    for i in range(lo, hi):", *_indent(p.neuron_lines(), 8)]
     src = f"\n\n@{_JIT}\ndef update_{p.prefix}({', '.join(args)}):\n" + "\n".join(body) + "\n"
     return src, args
@@ -76,7 +75,7 @@ def _propagate_source(c: ProjectionPart, pre_list: str) -> tuple[str, list[str]]
 
 def source(layout: Layout) -> str:
     """The Python source of the whole loop (readable: every variable is named after what it holds)."""
-    head = ["import numba", "import numpy as np", "from neuro.sim.random import poisson_cdf as _poisson_cdf",
+    head = [f"# neuro.sim.random {SOURCE_DIGEST}", "import numba", "import numpy as np",
             "from neuro.sim.random import poisson_table as _poisson_table",
             "from neuro.sim.random import uniform as _uniform", "from neuro.sim.engine_util import spike_list"]
     helpers: list[str] = []
@@ -88,8 +87,6 @@ def source(layout: Layout) -> str:
     for p in layout.pops:
         mod, attr = p.step_import
         head.append(f"from {mod} import {attr} as {p.step_name}")
-        if p.drive is not None:
-            L.append(f"{p.prefix}_drive_cdf = _poisson_cdf({p.prefix}_drive_lam)")
     mon_total = " + ".join(f"{e.n}" for e in layout.emitters if layout.monitor_of(e) >= 0) or "0"
     L += ["for s in range(nsteps):", "    t = t0 + s", f"    if ev_n[0] + {mon_total} > ev_cap:", "        return s"]
     S = []  # the step body

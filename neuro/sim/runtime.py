@@ -25,6 +25,7 @@ import numpy as np
 from neuro.kernels.codegen import importable_name
 from neuro.sim.monitors import SpikeMonitor, StateMonitor
 from neuro.sim.populations import PoissonSource, Population, SpikeTimeSource
+from neuro.sim.random import poisson_cdf
 
 POISSON_SEED_STRIDE = 1_000_003
 BLOCK = 8192  # neurons per parallel block of a population update (fixed, so blocks never depend on threads)
@@ -118,8 +119,9 @@ class PopulationPart(Part):
         self.drive = pop.drive
         if self.drive is not None:
             self.add("drive", np.zeros(pop.n, np.float32))  # this step's Poisson input, drawn in its own pass
-            self.add("drive_lam", np.float64(self.drive.rate_hz * net.dt / 1000.0))
-            self.add("drive_weight", np.float64(self.drive.weight))
+            # float32 inversion table of the per-step count (made once per run; the kernels only read it)
+            self.add("drive_cdf", poisson_cdf(self.drive.rate_hz * net.dt / 1000.0))
+            self.add("drive_weight", np.float32(self.drive.weight))
             self.add("drive_seed", np.int64(self.drive.seed))
         self.fired = self.add("fired", np.zeros(_pad8(pop.n), np.uint8))
 
@@ -139,12 +141,12 @@ class PopulationPart(Part):
             lines.append(f"son = srow >= 0 and srow < {P}_series.shape[0]")
         return lines
 
-    def drive_line(self, poisson: str) -> str:
-        """This step's Poisson input of neuron ``i`` (counter-based: the same on any thread count or device)."""
+    def drive_line(self) -> str:
+        """This step's Poisson input of neuron ``i`` (counter-based, float32: the same on any thread count or
+        device; the loop imports :func:`neuro.sim.random.poisson_table` as ``_poisson_table``)."""
         P = self.prefix
-        table = poisson == "_poisson_table"  # the CPU loop walks a table made once per run
-        return (f"{P}_drive[i] = np.float32({P}_drive_weight * {poisson}({P}_drive_seed, t * {P}_n + i, "
-                f"{P + '_drive_cdf' if table else P + '_drive_lam'}))")
+        return (f"{P}_drive[i] = {P}_drive_weight * np.float32(_poisson_table({P}_drive_seed, t * {P}_n + i, "
+                f"{P}_drive_cdf))")
 
     def neuron_lines(self) -> list[str]:
         """The update of neuron ``i`` (shared by the CPU loop and the CUDA kernel): synaptic input in the
@@ -186,7 +188,7 @@ class PoissonPart(Part):
     def __init__(self, q: int, src: PoissonSource, dt: float):
         super().__init__(f"q{q}")
         self.src, self.n, self.index = src, src.n, q
-        self.add("prob", (1.0 - np.exp(-src.rate_hz * dt / 1000.0)).astype(np.float64))
+        self.add("prob", (1.0 - np.exp(-src.rate_hz * dt / 1000.0)).astype(np.float32))  # against a float32 uniform
         self.fired = self.add("fired", np.zeros(_pad8(src.n), np.uint8))
 
     def draw_line(self) -> str:
