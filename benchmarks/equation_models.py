@@ -11,6 +11,9 @@ largest membrane difference. Cases:
   subtract-at-next-step reset, N = 1,000,000 x T = 100, packed kernels);
 * ``lif_physical``: ``LIF(tau_refrac=2.0)`` (reset to value in the same step, refractory clamp), dt 0.1 ms,
   ``--neurons`` x ``--steps``;
+* ``cuba_discrete`` (snnTorch's ``Synaptic``, next-step subtract) and ``cuba_physical`` (``CubaLIF(tau_refrac=2.0)``,
+  dt 0.1 ms): ``--neurons`` x ``--steps``, against the hand-written CubaLIF step;
+* ``cuba_train``: the same MLP training step with ``neuro.nn.CubaLIF(alpha=0.9, beta=0.8)`` layers;
 * ``lif_train``: the MLP training step of ``benchmarks/train_step.py`` (784-1000-10, two ``neuro.nn.LIF``
   layers, T = 25, B = 128: forward and backward kernels) with the generated and the hand-written LIF kernels
   in one process, steps interleaved; spikes and gradients compared after the first step.
@@ -32,7 +35,7 @@ import numba
 import numpy as np
 
 from neuro import kernels
-from neuro.models import LIF, AdEx, Izhikevich, lif
+from neuro.models import LIF, AdEx, CubaLIF, Izhikevich, cuba_lif, lif
 from neuro.models._base import RESET_SUBTRACT, RESET_TO_VALUE, Dynamics
 from neuro.models._spiking import delayed_reset, fire, fire_vjp
 
@@ -91,7 +94,47 @@ def lif_make_backward(surrogate):  # the hand-written backward step (before the 
     return backward
 
 
+@numba.njit(inline="always")
+def cuba_step(i, v, ref, x, syn_decay, mem_decay, syn_gain, i_old, i_new, v_leak, threshold, v_reset, t_ref,
+              reset_mode, reset_delay, dt):  # the hand-written CubaLIF step (before the equations)
+    v_base, sub, ref, _ = delayed_reset(v, ref, threshold, v_reset, t_ref, reset_mode, reset_delay)
+    i_n = syn_decay * i + syn_gain * x
+    v_int = v_leak + mem_decay * (v_base - v_leak) + i_old * i + i_new * i_n - sub
+    v_new, ref, spike = fire(v_int, ref, threshold, v_reset, t_ref, reset_mode, reset_delay)
+    return i_n, v_new, ref, spike
+
+
+def cuba_make_backward(surrogate):  # the hand-written CubaLIF backward step
+    @numba.njit(inline="always")
+    def backward(i, v, ref, x, syn_decay, mem_decay, syn_gain, i_old, i_new, v_leak, threshold, v_reset,
+                 t_ref, reset_mode, reset_delay, dt, slope, g_spike, g_i_new, g_v_new, g_ref_new):
+        v_base, sub, ref1, fired = delayed_reset(v, ref, threshold, v_reset, t_ref, reset_mode, reset_delay)
+        i_n = syn_decay * i + syn_gain * x
+        if ref1 > _ZERO:  # membrane clamped; the synaptic current still integrates
+            g_in = g_i_new
+            return (g_in * syn_decay, _ZERO, _ZERO, g_in * syn_gain, g_in * i, _ZERO, g_in * x, _ZERO, _ZERO, _ZERO,
+                    _ZERO, g_v_new, _ZERO)
+        v_int = v_leak + mem_decay * (v_base - v_leak) + i_old * i + i_new * i_n - sub
+        sgv = surrogate(v_int - threshold, slope)
+        g_int, g_thr, g_vr = fire_vjp(sgv, v_int, threshold, v_reset, reset_mode, reset_delay, g_spike, g_v_new)
+        g_v = g_int * mem_decay
+        if fired > _ZERO:
+            if reset_mode == RESET_SUBTRACT:
+                g_thr -= g_int
+            elif reset_mode == RESET_TO_VALUE:
+                g_vr += g_v
+                g_v = _ZERO
+        g_in = g_i_new + g_int * i_new
+        g_i = g_in * syn_decay + g_int * i_old
+        return (g_i, g_v, _ZERO, g_in * syn_gain, g_in * i, g_int * (v_base - v_leak), g_in * x, g_int * i,
+                g_int * i_n, g_int * (_ONE - mem_decay), g_thr, g_vr, _ZERO)
+
+    return backward
+
+
 HAND = {
+    "cuba_lif": Dynamics("bench_cuba_lif_hand", cuba_lif.DYNAMICS.state, cuba_lif.DYNAMICS.params,
+                         cuba_lif.DYNAMICS.options, cuba_step, cuba_make_backward),
     "lif": Dynamics("bench_lif_hand", lif.DYNAMICS.state, lif.DYNAMICS.params, lif.DYNAMICS.options, lif_step,
                     lif_make_backward),
     "izhikevich": Dynamics("bench_izhikevich_hand", ("v", "u"), ("a", "b", "c", "d", "v_peak"), (), izhikevich_step),
@@ -109,13 +152,18 @@ def _case(name: str, n: int, T: int, rng):
         n, T = 1_000_000, 100
         model, dt = LIF.discrete(beta=0.9, threshold=1.0), 1.0
         x = rng.standard_normal((T, n), dtype=np.float32) * np.float32(0.5) + np.float32(0.3)
-    else:  # lif_physical
+    elif name == "lif_physical":
         model, dt, x = LIF(tau_refrac=2.0), 0.1, rng.uniform(1.0, 4.0, (T, n))
+    elif name == "cuba_discrete":  # snnTorch's Synaptic
+        model, dt = CubaLIF.discrete(alpha=0.9, beta=0.8, threshold=1.0), 1.0
+        x = rng.standard_normal((T, n), dtype=np.float32) * np.float32(0.5) + np.float32(0.1)
+    else:  # cuba_physical
+        model, dt, x = CubaLIF(tau_refrac=2.0), 0.1, rng.uniform(0.0, 0.6, (T, n))
     return model, dt, np.ascontiguousarray(x, np.float32)
 
 
 def _hand(name: str) -> Dynamics:
-    return HAND["lif" if name.startswith("lif") else name]
+    return HAND["lif" if name.startswith("lif") else "cuba_lif" if name.startswith("cuba") else name]
 
 
 def forward_case(name: str, args, rng) -> dict:
@@ -146,27 +194,48 @@ def forward_case(name: str, args, rng) -> dict:
         "equations_time_ratio": round(med["equations"] / med["hand-written"], 3),
         "identical_spikes": bool(diff.size == 0),
         "first_differing_step": int(diff[0]) if diff.size else None,
-        "max_abs_dv_final": float(np.max(np.abs(states["equations"][0] - states["hand-written"][0]))),
+        "max_abs_dstate_final": float(np.max(np.abs(states["equations"] - states["hand-written"]))),
         "spikes": int(spikes["equations"].sum()),
     }
     print(f"{name:>13}: equations {ups['equations']:.3f} G updates/s, hand-written {ups['hand-written']:.3f}; "
           f"time ratio {res['equations_time_ratio']}, identical spikes {res['identical_spikes']}, "
-          f"max |dv| {res['max_abs_dv_final']:.3g}", flush=True)
+          f"max |d state| {res['max_abs_dstate_final']:.3g}", flush=True)
     return res
 
 
-def train_case(args) -> dict:
-    """train_step.py's MLP step, generated and hand-written LIF kernels in one process, interleaved."""
+def _cuba_mlp():
+    """train_step.py's MLP with snnTorch-style CubaLIF (Synaptic) layers in place of LIF."""
+    import torch
+    import train_step
+
+    import neuro
+    from neuro.nn import TimeDistributed as TD
+
+    net = torch.nn.Sequential(TD(torch.nn.Linear(784, 1000)), neuro.nn.CubaLIF(alpha=0.9, beta=0.8),
+                              TD(torch.nn.Linear(1000, 10)))
+    out = neuro.nn.CubaLIF(alpha=0.9, beta=0.8)
+
+    def step(x, y):
+        _, mem = out(net(x), return_v=True)
+        return train_step._membrane_ce(mem)(y)
+
+    return torch.nn.ModuleList([net, out]), step
+
+
+def train_case(args, kind: str = "lif") -> dict:
+    """train_step.py's MLP step (LIF, or CubaLIF layers), generated and hand-written kernels in one process,
+    interleaved."""
     import torch
     import train_step
 
     torch.set_num_threads(args.threads)
     nets = {}
-    for label, dyn in (("equations", lif.DYNAMICS), ("hand-written", HAND["lif"])):
+    layer, gen = ("LIF", lif.DYNAMICS) if kind == "lif" else ("CubaLIF", cuba_lif.DYNAMICS)
+    for label, dyn in (("equations", gen), ("hand-written", HAND["lif" if kind == "lif" else "cuba_lif"])):
         torch.manual_seed(0)
-        params, step = train_step.neuro_mlp()
+        params, step = train_step.neuro_mlp() if kind == "lif" else _cuba_mlp()
         for m in params.modules():
-            if type(m).__name__ == "LIF":
+            if type(m).__name__ == layer:
                 m.dynamics = dyn  # instance attribute: this layer runs these kernels
         nets[label] = (params, step, torch.optim.Adam(params.parameters(), lr=1e-3))
     x, y = train_step._data("neuro_mlp")
@@ -189,14 +258,16 @@ def train_case(args) -> dict:
     res = {"ms": {k: round(1e3 * v, 2) for k, v in med.items()},
            "equations_time_ratio": round(med["equations"] / med["hand-written"], 3),
            "max_rel_grad_diff_first_step": max_rel}
-    print(f"    lif_train: equations {res['ms']['equations']} ms/step, hand-written {res['ms']['hand-written']}; "
+    print(f"{kind + '_train':>13}: equations {res['ms']['equations']} ms/step, "
+          f"hand-written {res['ms']['hand-written']}; "
           f"time ratio {res['equations_time_ratio']}, first-step gradients max rel diff {max_rel:.2e}", flush=True)
     return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default="izhikevich,adex,lif_roofline,lif_physical,lif_train")
+    ap.add_argument("--cases", default="izhikevich,adex,lif_roofline,lif_physical,lif_train,cuba_discrete,"
+                                       "cuba_physical,cuba_train")
     ap.add_argument("--neurons", type=int, default=200_000)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--threads", type=int, default=min(2, numba.config.NUMBA_NUM_THREADS))
@@ -207,7 +278,8 @@ def main() -> None:
     out = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "threads": args.threads,
            "load_avg_start": os.getloadavg(), "models": {}}
     for name in args.cases.split(","):
-        out["models"][name] = train_case(args) if name == "lif_train" else forward_case(name, args, rng)
+        out["models"][name] = train_case(args, name.split("_")[0]) if name.endswith("_train") else \
+            forward_case(name, args, rng)
     out["load_avg_end"] = os.getloadavg()
     print(json.dumps(out))
 

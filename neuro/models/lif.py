@@ -63,7 +63,7 @@ def equations(**values) -> Equations:
                      refractory_clamp="v = v_reset", options=("reset_mode", "reset_delay"), **params)
 
 
-def _named(dyn: Dynamics, name: str, state: tuple[str, ...], params: tuple[str, ...]) -> Dynamics:
+def named(dyn: Dynamics, name: str, state: tuple[str, ...], params: tuple[str, ...]) -> Dynamics:
     """The generated kernels under the built-in model's names (``neuro.nn``, ``neuro.sim``, NIR and the chip
     targets address the kernel parameters by these names; the step's argument order is the same)."""
     assert len(state) == len(dyn.state) and len(params) == len(dyn.params), (dyn.state, dyn.params)
@@ -71,7 +71,7 @@ def _named(dyn: Dynamics, name: str, state: tuple[str, ...], params: tuple[str, 
                     make_backward=dyn.make_backward, membrane=dyn.membrane)
 
 
-DYNAMICS = _named(equations().dynamics, "lif", ("v", "ref"),
+DYNAMICS = named(equations().dynamics, "lif", ("v", "ref"),
                   ("decay", "gain", "v_leak", "threshold", "v_reset", "t_ref"))
 
 
