@@ -6,7 +6,8 @@ and against the "floor" (the same matrix products / convolutions with the neuron
 * CSNN 12C5-MP2-64C5-MP2-FC10 on 28x28, T = 25, batch 128 (snnTorch tutorial 7). Floor: the same network
   without neurons, run the fastest way torch allows here (all T at once or stepping over T, whichever wins).
 * Long: Linear(512, 4096) + LIF, T = 500, batch 16 (the Open Neuromorphic benchmark shape at 4k neurons),
-  loss: mean spike count. Floor: the Linear layer with identity in place of the neurons.
+  loss: mean spike count. Floor: the Linear layer with identity in place of the neurons. neuro-snn twice: the
+  default layers (``neuro_long``) and the low-memory fused layer ``neuro.nn.SpikingLinear`` (``neuro_long_low``).
 
 Memory, counted strictly: each tool runs in its own process with glibc's mmap threshold fixed
 (``MALLOC_MMAP_THRESHOLD_=131072``, so freed tensors go back to the OS); after warm-up steps the peak-RSS
@@ -15,10 +16,10 @@ the resident memory just before it. Time: median ms per step over ``--rounds`` s
 another process without the mmap threshold (with it, every large tensor is a fresh mmap and its page
 faults dominate: snnTorch's MLP step measured 47x slower).
 
-CPU, 2 threads. ``--every K`` sets neuro-snn's checkpoint interval (``neuro.kernels.CHECKPOINT_EVERY``).
-Last line: one JSON object.
+CPU, 2 threads. ``--every K`` sets neuro-snn's checkpoint interval (``neuro.kernels.CHECKPOINT_EVERY``),
+``--chunk C`` the time steps per chunk of ``SpikingLinear`` (default: its own). Last line: one JSON object.
 
-    python benchmarks/train_step.py [--rounds 5] [--only mlp,csnn,long] [--every K]
+    python benchmarks/train_step.py [--rounds 5] [--only mlp,csnn,long] [--every K] [--chunk C]
 """
 
 from __future__ import annotations
@@ -162,6 +163,14 @@ def neuro_long():
     return net, lambda x, y: net(x).mean()
 
 
+def neuro_long_low(chunk=None):
+    import neuro
+
+    kw = {} if chunk is None else {"chunk": chunk}
+    net = neuro.nn.SpikingLinear(IN_LONG, N_LONG, neuro.nn.LIF(beta=0.95), **kw)
+    return net, lambda x, y: net(x).mean()
+
+
 def snntorch_long():
     import snntorch as snn
 
@@ -186,21 +195,22 @@ def floor_long():
 MODELS = {"neuro_mlp": neuro_mlp, "snntorch_mlp": snntorch_mlp, "floor_mlp": floor_mlp,
           "neuro_csnn": neuro_csnn, "snntorch_csnn": snntorch_csnn,
           "floor_csnn_step": lambda: floor_csnn("step"), "floor_csnn_all": lambda: floor_csnn("all"),
-          "neuro_long": neuro_long, "snntorch_long": snntorch_long, "floor_long": floor_long}
+          "neuro_long": neuro_long, "neuro_long_low": neuro_long_low, "snntorch_long": snntorch_long,
+          "floor_long": floor_long}
 WORKLOADS = {"mlp": ["neuro_mlp", "snntorch_mlp", "floor_mlp"],
              "csnn": ["neuro_csnn", "snntorch_csnn", "floor_csnn_step", "floor_csnn_all"],
-             "long": ["neuro_long", "snntorch_long", "floor_long"]}
+             "long": ["neuro_long", "neuro_long_low", "snntorch_long", "floor_long"]}
 
 
 def _data(name: str):
-    if name.endswith("long"):
+    if "_long" in name:
         return (torch.rand(T_LONG, B_LONG, IN_LONG) < 0.1).float(), None
     shape = (T, B, 784) if name.endswith("mlp") else (T, B, 1, 28, 28)
     x = (torch.rand(shape) < 0.3).float() if name.endswith("mlp") else torch.rand(shape)
     return x, torch.randint(0, 10, (B,))
 
 
-def run_one(name: str, rounds: int, every: int | None = None) -> dict:
+def run_one(name: str, rounds: int, every: int | None = None, chunk: int | None = None) -> dict:
     """One model's training step in this process: ms per step, and the peak RSS of one step after warm-up
     above the RSS before it (meaningful only with MALLOC_MMAP_THRESHOLD_ set; the timing only without)."""
     if every is not None:
@@ -209,7 +219,7 @@ def run_one(name: str, rounds: int, every: int | None = None) -> dict:
         neuro.kernels.CHECKPOINT_EVERY = every
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    params, step = MODELS[name]()
+    params, step = MODELS[name](chunk) if name == "neuro_long_low" else MODELS[name]()
     opt = torch.optim.Adam(params.parameters(), lr=1e-3)
     x, y = _data(name)
 
@@ -239,10 +249,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default="mlp,csnn,long", help="comma-separated workloads: mlp, csnn, long")
     ap.add_argument("--every", type=int, default=None, help="neuro-snn checkpoint interval K")
+    ap.add_argument("--chunk", type=int, default=None, help="time steps per chunk of SpikingLinear (neuro_long_low)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.rounds, args.every)))
+        print(json.dumps(run_one(args.child, args.rounds, args.every, args.chunk)))
         return
     workloads = [w for w in args.only.split(",") if w]
     env_time = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"} | {"NUMBA_NUM_THREADS": "2"}
@@ -253,13 +264,15 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--child", name, "--rounds", str(args.rounds)]
             if args.every is not None:
                 cmd += ["--every", str(args.every)]
+            if args.chunk is not None:
+                cmd += ["--chunk", str(args.chunk)]
             run = [json.loads(subprocess.run(c, capture_output=True, text=True, check=True, env=e).stdout
                               .strip().splitlines()[-1])
                    for c, e in ((cmd, env_mem), (cmd, env_time))]
             res[name] = {"mem_mb": run[0]["mem_mb"], "ms": run[1]["ms"]}
             print(f"{name:18s} {res[name]['ms']:9.1f} ms/step   one step's peak RSS +{res[name]['mem_mb']:.0f} MB",
                   flush=True)
-    summary = {"every": args.every, "load_average": os.getloadavg()[0]}
+    summary = {"every": args.every, "chunk": args.chunk, "load_average": os.getloadavg()[0]}
     summary |= {f"{k}_ms": round(v["ms"], 2) for k, v in res.items()}
     summary |= {f"{k}_mem_mb": round(v["mem_mb"], 1) for k, v in res.items()}
     for w in workloads:
@@ -268,6 +281,12 @@ def main() -> None:
         summary[f"{w}_speedup_vs_snntorch"] = round(res[f"snntorch_{w}"]["ms"] / res[f"neuro_{w}"]["ms"], 3)
         summary[f"{w}_mem_ratio_vs_snntorch"] = round(
             res[f"neuro_{w}"]["mem_mb"] / max(res[f"snntorch_{w}"]["mem_mb"], 1e-9), 3)
+        if f"neuro_{w}_low" in res:  # the low-memory fused layer beside the default one
+            low = res[f"neuro_{w}_low"]
+            summary[f"{w}_low_time_ratio_to_floor"] = round(low["ms"] / floor, 3)
+            summary[f"{w}_low_speedup_vs_snntorch"] = round(res[f"snntorch_{w}"]["ms"] / low["ms"], 3)
+            summary[f"{w}_low_mem_ratio_vs_snntorch"] = round(
+                low["mem_mb"] / max(res[f"snntorch_{w}"]["mem_mb"], 1e-9), 3)
     print(json.dumps(summary))
 
 

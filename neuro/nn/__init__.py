@@ -18,7 +18,8 @@ from neuro.nn.base import SpikingNeuron
 from neuro.nn.equation_neuron import Neuron
 from neuro.nn.functional import neuron_scan
 from neuro.nn.layers import Flatten, TimeDistributed
+from neuro.nn.low_memory import SpikingConv2d, SpikingLinear
 from neuro.nn.neurons import ALIF, IF, LI, LIF, RLIF, CubaLIF
 
 __all__ = ["LIF", "IF", "LI", "CubaLIF", "ALIF", "RLIF", "Neuron", "TimeDistributed", "Flatten", "SpikingNeuron",
-           "neuron_scan", "losses"]
+           "neuron_scan", "losses", "SpikingLinear", "SpikingConv2d"]

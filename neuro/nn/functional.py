@@ -46,6 +46,12 @@ def _from_array(a, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(a, device=like.device)
 
 
+def option_codes(dyn: Dynamics, options) -> np.ndarray:
+    """The int64 option codes the kernels read, in ``dyn.options`` order (``[0]`` for a model without options);
+    each value an int code or its name (checked by :func:`neuro.models._base.option_code`)."""
+    return np.array([option_code(k, v) for k, v in zip(dyn.options, options, strict=True)] or [0], dtype=np.int64)
+
+
 class _NeuronScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, params, init, dyn, opts_np, sg, dt, record):
@@ -135,7 +141,7 @@ def neuron_scan(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: torc
                         f"{options!r}")
     if len(options) != len(dyn.options):
         raise ValueError(f"options must have {len(dyn.options)} values {list(dyn.options)}, got {list(options)}")
-    opts = np.array([option_code(k, v) for k, v in zip(dyn.options, options, strict=True)] or [0], dtype=np.int64)
+    opts = option_codes(dyn, options)
     spikes, states, final = _NeuronScan.apply(x, params, init, dyn, opts, sg, dt, record)
     return (spikes, states, final) if return_state else (spikes, states)
 
@@ -200,7 +206,7 @@ def neuron_layer(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: tor
     (:data:`neuro.kernels.CHECKPOINT_EVERY`) are kept for backward; elsewhere the full-record kernels run
     on a float32 copy.
     """
-    opts = np.array([option_code(k, v) for k, v in zip(dyn.options, options, strict=True)] or [0], dtype=np.int64)
+    opts = option_codes(dyn, options)
     lean = every is not None or x.dtype != torch.float32 or x.shape[0] >= kernels.LEAN_MIN_STEPS
     every = kernels.CHECKPOINT_EVERY if every is None else every
     if x.device.type == "cpu" and x.dtype in _FORMATS and lean:
