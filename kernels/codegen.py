@@ -34,7 +34,7 @@ def cache_dir() -> Path:
 
 
 def _dependency_digest() -> str:
-    """Hash of the library sources kernels are built from (models, surrogates, kernels)."""
+    """Hash of the library sources kernels are built from (models, surrogates, kernels, simulator helpers)."""
     h = hashlib.sha1(numba.__version__.encode())
     import neuro
 
@@ -42,6 +42,9 @@ def _dependency_digest() -> str:
 
     neuro_dir = Path(neuro.__file__).resolve().parent
     files += sorted((neuro_dir / "models").glob("*.py")) + [neuro_dir / "surrogate.py"]
+    # numba functions that generated simulator loops import and compile into themselves: numba's cache
+    # checks only the generated file, so a change in them must change every generated module's key
+    files += [neuro_dir / "sim" / "random.py", neuro_dir / "sim" / "engine_util.py"]
     for f in files:
         h.update(f.read_bytes())
     return h.hexdigest()[:12]

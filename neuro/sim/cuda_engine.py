@@ -28,7 +28,6 @@ import numpy as np
 from neuro.kernels import get_backend
 from neuro.kernels.codegen import load
 from neuro.sim import random
-from neuro.sim.random import SOURCE_DIGEST
 from neuro.sim.runtime import Layout
 
 THREADS = 128
@@ -47,7 +46,7 @@ def _guard(n) -> list[str]:
 
 
 def source(layout: Layout) -> str:
-    head = [f"# neuro.sim.random {SOURCE_DIGEST}", "import numpy as np", "from numba import cuda",
+    head = ["import numpy as np", "from numba import cuda",
             "from neuro.sim.random import poisson_table as _poisson_table",
             "from neuro.sim.random import uniform as _uniform"]
     out = []

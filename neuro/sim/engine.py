@@ -30,7 +30,6 @@ Example (the generated source of a small network, variables named after the mode
 from __future__ import annotations
 
 from neuro.kernels.codegen import load
-from neuro.sim.random import SOURCE_DIGEST
 from neuro.sim.runtime import BLOCK, Layout, PopulationPart, ProjectionPart
 
 _JIT = "numba.njit(cache=True, nogil=True, error_model='numpy')"
@@ -75,7 +74,7 @@ def _propagate_source(c: ProjectionPart, pre_list: str) -> tuple[str, list[str]]
 
 def source(layout: Layout) -> str:
     """The Python source of the whole loop (readable: every variable is named after what it holds)."""
-    head = [f"# neuro.sim.random {SOURCE_DIGEST}", "import numba", "import numpy as np",
+    head = ["import numba", "import numpy as np",
             "from neuro.sim.random import poisson_table as _poisson_table",
             "from neuro.sim.random import uniform as _uniform", "from neuro.sim.engine_util import spike_list"]
     helpers: list[str] = []

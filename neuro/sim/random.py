@@ -29,9 +29,7 @@ Example (the same draws from the same counters; a count's mean is ``lam``):
     True
 """
 
-import hashlib
 import math
-from pathlib import Path
 
 import numba
 import numba.extending
@@ -50,10 +48,6 @@ _SCALE53 = 1.0 / 9007199254740992.0  # 2^-53
 
 POISSON_KMAX = 1000
 """The largest count :func:`poisson_cdf` tabulates (far beyond the ``lam`` of one time step)."""
-
-SOURCE_DIGEST = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:12]
-"""Hash of this file: generated loops that inline these functions name it, so a changed generator gives new
-cache entries (numba's cache does not see edits to inlined callees in another module)."""
 
 
 @numba.njit(inline="always")
