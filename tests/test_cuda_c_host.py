@@ -100,9 +100,9 @@ def _case(name, rng, opts):
     return x, state, kernels.pack_params(dyn, p, N), kernels.pack_options(dyn, opts), 1.0
 
 
-BUILTIN_OPTS = [("lif", {"reset_mode": m, "reset_delay": d}) for m in ("subtract", "to_value", "none") for d in (0, 1)]
-BUILTIN_OPTS += [("cuba_lif", {"reset_mode": m, "reset_delay": d}) for m, d in (("subtract", 1), ("to_value", 0))]
-BUILTIN_OPTS += [("alif", {"reset_mode": m}) for m in ("subtract", "to_value")]
+BUILTIN_OPTS = [(name, {"reset_mode": m, "reset_delay": d}) for name in ("lif", "cuba_lif")
+                for m in ("subtract", "to_value", "none") for d in (0, 1)]
+BUILTIN_OPTS += [("alif", {"reset_mode": m}) for m in ("subtract", "to_value", "none")]
 ALL = [(name, {}) for name in sorted(CASES)] + BUILTIN_OPTS + [("izhikevich", {}), ("adex", {})]
 
 
