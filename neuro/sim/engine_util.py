@@ -17,3 +17,12 @@ def spike_list(fired, out):
                     out[c] = i
                     c += 1
     return c
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def share(n, th, nthreads):
+    """Start of thread ``th``'s share of ``n`` items split over ``nthreads`` (``share(n, nthreads, nthreads) == n``):
+    a multiple of 64, so two threads never write one cache line of a float32 or uint8 array."""
+    if th >= nthreads:
+        return n
+    return min(n, n * th // nthreads // 64 * 64)
