@@ -71,6 +71,7 @@ import numpy as np
 
 from neuro.hardware_targets._layers import Layer, chain
 from neuro.hardware_targets._target import FitReport, Target, TargetError, Violation
+from neuro.models import coefficients
 
 SPEC = {
     "cores": 128,
@@ -174,19 +175,26 @@ class Loihi2(Target):
                 return full(1.0), None, full(0.0), 4096, 0, "integrator"
             tau = full(n.tau)
             rep.notes.append(f"{layer.neuron_name}: LI readout emitted as CUBA neurons that never fire")
-            return full(dt * np.asarray(n.r) / tau), None, full(dt / tau * np.asarray(n.v_leak)), 4096, \
-                self._collapse(layer, "vDecay", dt / tau, rep), "li"
+            rate = coefficients.euler_rate(tau, dt)
+            # dt r in the dtype of n.r (float32 from NIR) as this readout has always been emitted; the other
+            # branches use float64 (coefficients.input_gain). Kept so emitted weights stay the same.
+            return full(dt * np.asarray(n.r) / tau), None, full(rate * np.asarray(n.v_leak)), 4096, \
+                self._collapse(layer, "vDecay", rate, rep), "li"
         if isinstance(n, nir.CubaLIF):
             ts, tm = full(n.tau_syn), full(n.tau_mem)
-            gain = (dt * full(n.w_in) / ts) * (dt * full(n.r) / tm)
-            i_d, v_d = self._collapse(layer, "iDecay", dt / ts, rep), self._collapse(layer, "vDecay", dt / tm, rep)
-            leak = dt / tm * full(n.v_leak)
+            c = coefficients.cuba_lif(dt, "euler", tau_syn=ts, tau_mem=tm, r=full(n.r), w_in=full(n.w_in))
+            gain = c["syn_gain"] * c["i_new"]
+            i_rate, v_rate = coefficients.euler_rate(ts, dt), coefficients.euler_rate(tm, dt)
+            i_d, v_d = self._collapse(layer, "iDecay", i_rate, rep), self._collapse(layer, "vDecay", v_rate, rep)
+            leak = v_rate * full(n.v_leak)
         elif isinstance(n, nir.LIF):
             tau = full(n.tau)
-            gain, i_d, v_d = dt * full(n.r) / tau, 4096, self._collapse(layer, "vDecay", dt / tau, rep)
-            leak = dt / tau * full(n.v_leak)
+            rate = coefficients.euler_rate(tau, dt)
+            gain, i_d, v_d = coefficients.input_gain(full(n.r), tau, dt, "euler"), 4096, \
+                self._collapse(layer, "vDecay", rate, rep)
+            leak = rate * full(n.v_leak)
         else:  # IF
-            gain, i_d, v_d, leak = dt * full(n.r), 4096, 0, full(0.0)
+            gain, i_d, v_d, leak = coefficients.integrator_gain(full(n.r), dt), 4096, 0, full(0.0)
         v_reset = full(n.v_reset)
         if np.any(v_reset != 0):
             rep.violations.append(Violation(layer.neuron_name, "reset value", float(np.max(np.abs(v_reset))),

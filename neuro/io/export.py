@@ -10,7 +10,8 @@ exporter assumes, at the time step ``dt`` (default 1e-4, snnTorch's)::
              r = i_new tau_mem / dt
 
 What NIR cannot say (subtractive reset, reset timing, spikes that carry the threshold) goes into the
-graph's metadata under ``neuro.*`` and :func:`neuro.io.from_nir` reads it back.
+graph's metadata under ``neuro.*`` and :func:`neuro.io.from_nir` reads it back. The inverses are
+:func:`neuro.models.coefficients.euler_tau` and :func:`~neuro.models.coefficients.euler_resistance`.
 """
 
 from __future__ import annotations
@@ -75,13 +76,14 @@ def _cubalif_node(module, p, dt):
     tau_syn, tau_mem = _tau(p["syn_decay"], dt), _tau(p["mem_decay"], dt)
     if np.any(p["i_old"] != 0):
         raise NIRExportError("CubaLIF with i_old != 0 (exact propagators) has no forward-Euler NIR form")
-    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=p["i_new"] * tau_mem / dt, v_leak=p["v_leak"],
-                       v_threshold=p["threshold"], v_reset=p["v_reset"], w_in=p["syn_gain"] * tau_syn / dt)
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=coefficients.euler_resistance(p["i_new"], tau_mem, dt),
+                       v_leak=p["v_leak"], v_threshold=p["threshold"], v_reset=p["v_reset"],
+                       w_in=coefficients.euler_resistance(p["syn_gain"], tau_syn, dt))
 
 
 def _li_node(module, p, dt):
     tau = _tau(p["decay"], dt)
-    return nir.LI(tau=tau, r=p["gain"] * tau / dt, v_leak=p["v_leak"])
+    return nir.LI(tau=tau, r=coefficients.euler_resistance(p["gain"], tau, dt), v_leak=p["v_leak"])
 
 
 def _if_node(module, p, dt):
@@ -90,8 +92,8 @@ def _if_node(module, p, dt):
 
 def _lif_node(module, p, dt):
     tau = _tau(p["decay"], dt)
-    return nir.LIF(tau=tau, r=p["gain"] * tau / dt, v_leak=p["v_leak"], v_threshold=p["threshold"],
-                   v_reset=p["v_reset"])
+    return nir.LIF(tau=tau, r=coefficients.euler_resistance(p["gain"], tau, dt), v_leak=p["v_leak"],
+                   v_threshold=p["threshold"], v_reset=p["v_reset"])
 
 
 def _equation_node(module, p, dt):

@@ -4,8 +4,9 @@ time-major ``torch.nn.Module`` built from :mod:`neuro.nn` layers.
 NIR is continuous-time; the time step is an argument. By default each neuron ODE is discretised with
 forward Euler at ``dt``, the convention the other frameworks' exporters assume, so their files reproduce
 their outputs (``decay = 1 - dt/tau``, ``gain = r dt/tau``); ``integration="exact"`` uses
-``decay = exp(-dt/tau)``. Reset, its timing and the threshold test come from the named ``convention``
-(:mod:`neuro.io.conventions`).
+``decay = exp(-dt/tau)`` (coefficients from :mod:`neuro.models.coefficients`, except the float32 order Sinabs
+computes its exact LIF in, :func:`neuro.io.conventions.exact_coefficients`). Reset, its timing and the
+threshold test come from the named ``convention`` (:mod:`neuro.io.conventions`).
 
 Files and graphs from elsewhere are data, checked in full before anything is built (:func:`check_graph`):
 a missing path, a folder, a truncated or non-HDF5 file, HDF5 that is not NIR, unknown node types, edges to or
@@ -599,10 +600,10 @@ def _neuron_shape(node, s):
 def _lif(name, node, ctx):
     reset, delay = _reset(name, ctx)
     tau = _tau(node.tau, ctx)
-    decay = _decay(tau, ctx.dt, ctx.integration)
-    gain = coefficients.input_gain(node.r, tau, ctx.dt, ctx.integration)
     if ctx.integration == "exact":  # float32 as Sinabs computes it: a = exp(-dt/tau), gain = r (1 - a)
         decay, gain = exact_coefficients(tau, node.r, ctx.dt)
+    else:
+        decay, gain = _decay(tau, ctx.dt, ctx.integration), coefficients.input_gain(node.r, tau, ctx.dt, "euler")
     if ctx.conv.multi_spike:
         return _multi_spike(name, node, ctx, decay, gain, node.v_leak, reset, delay)
     return snn.LIF(beta=_t(decay), threshold=torch.as_tensor(_thr(node.v_threshold, ctx.conv)), reset=reset,
@@ -616,7 +617,8 @@ def _if(name, node, ctx):
     if v_init.dtype.kind not in "biuf" or not np.all(np.isfinite(v_init.astype(np.float64))):
         raise NIRImportError(f"metadata neuro.{name}.v_init must be finite numbers, got {v_init.tolist()!r}")
     # NIR's IF is r dv/dt = I (v += r dt x); Norse adds the input without dt (v += r x)
-    gain = np.asarray(node.r) * (ctx.dt if ctx.conv.if_input_dt else 1.0)
+    r = np.asarray(node.r)
+    gain = coefficients.integrator_gain(r, ctx.dt) if ctx.conv.if_input_dt else r * 1.0
     if ctx.conv.multi_spike:
         if np.any(v_init != 0):
             raise NIRImportError("multi_spike neurons start at v = 0; the file's v_init is not supported with them")
@@ -647,18 +649,15 @@ def _cubalif(name, node, ctx):
     reset, delay = _reset(name, ctx)
     dt = ctx.dt
     tau_syn, tau_mem = _tau(node.tau_syn, ctx), _tau(node.tau_mem, ctx)
-    alpha, beta = _decay(tau_syn, dt, ctx.integration), _decay(tau_mem, dt, ctx.integration)
-    w_in = np.asarray(node.w_in, np.float64)
-    r = np.asarray(node.r, np.float64)
+    for tau in (tau_syn, tau_mem):
+        _decay(tau, dt, ctx.integration)  # refuses an unstable Euler step
     if ctx.conv.multi_spike:
         raise NIRImportError("multi_spike is supported for IF and LIF nodes (Sinabs' exports), not CubaLIF; "
                              "pass multi_spike=False")
-    if ctx.integration == "euler":
-        # Norse's current jumps by the input unscaled (I += w_in x); NIR's Euler reading scales it by dt/tau_syn
-        syn_gain, i_new = w_in * (1.0 if ctx.conv.cuba_input_unscaled else dt / tau_syn), r * dt / tau_mem
-    else:
-        p21 = coefficients.cuba_p21(tau_syn, tau_mem, dt)
-        syn_gain, i_new = alpha * w_in, r / tau_mem * p21 / alpha * tau_mem
+    c = coefficients.cuba_lif(dt, ctx.integration, tau_syn=tau_syn, tau_mem=tau_mem, r=node.r, w_in=node.w_in)
+    alpha, beta, syn_gain, i_new = c["syn_decay"], c["mem_decay"], c["syn_gain"], c["i_new"]
+    if ctx.integration == "euler" and ctx.conv.cuba_input_unscaled:
+        syn_gain = np.asarray(node.w_in, np.float64)  # Norse's current jumps by the input unscaled: I += w_in x
     return snn.CubaLIF(alpha=_t(alpha), beta=_t(beta), threshold=_t(_thr(node.v_threshold, ctx.conv)), reset=reset,
                        reset_delay=delay, syn_gain=_t(syn_gain), i_new=_t(i_new), v_leak=_t(node.v_leak),
                        v_reset=_t(node.v_reset if node.v_reset is not None else 0.0))

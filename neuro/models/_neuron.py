@@ -9,26 +9,51 @@ from typing import ClassVar
 import numpy as np
 
 from neuro import _checks
+from neuro.models import coefficients
 from neuro.models._base import Dynamics, reset_mode_code
+
+
+def check_param(name: str, value, *, positive: bool = False, nonnegative: bool = False,
+                unit_interval: bool = False, per_neuron: bool = True) -> np.ndarray:
+    """The one validation of a neuron parameter, for both front ends: ``neuro.models`` and ``neuro.sim`` keep
+    the float64 array it returns (:func:`as_param`), ``neuro.nn`` makes it a float32 tensor
+    (:func:`neuro.nn.base.as_parameter`).
+
+    Values must be real numbers (not strings, bools or complex), finite in float32 (the kernels' dtype), and
+    ``> 0`` / ``>= 0`` / in ``[0, 1]`` when asked; the errors name ``name``. With ``per_neuron`` the value is a
+    scalar or one value per neuron (1-D, not empty); otherwise any shape (a tensor a layer broadcasts over its
+    neurons, e.g. ``[C, 1, 1]``).
+
+    Example:
+        >>> from neuro.models._neuron import check_param
+        >>> check_param("beta", 1.5, unit_interval=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: beta must lie in [0, 1], got 1.5
+    """
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError):
+        raw = np.asarray(None)
+    if raw.dtype == bool or raw.dtype.kind not in "iuf":
+        what = "a 1-D array" if per_neuron else "a tensor"
+        raise TypeError(f"{name} must be a number or {what} of numbers, got {_checks._short(value)}")
+    if per_neuron:
+        if raw.ndim > 1:
+            raise ValueError(f"{name} must be a scalar or 1-D (one value per neuron), got shape {raw.shape}")
+        if raw.size == 0:
+            raise ValueError(f"{name} must not be empty")
+    # the caller's value (not `raw`) so the error shows what was given
+    return _checks.check_float_array(name, value, positive=positive, nonnegative=nonnegative,
+                                     unit_interval=unit_interval)
 
 
 def as_param(name: str, value, *, positive: bool = False, nonnegative: bool = False,
              unit_interval: bool = False) -> np.ndarray:
-    """Validate a scalar or per-neuron parameter; returns a float64 1-D array (length 1 for scalars).
-
-    Values must be real numbers (not strings or bools), finite in float32 (the kernels' dtype)."""
-    try:
-        raw = np.asarray(value)
-    except (TypeError, ValueError):
-        raw = np.asarray(None)
-    if raw.dtype == bool or raw.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be a number or a 1-D array of numbers, got {value!r}")
-    if raw.ndim > 1:
-        raise ValueError(f"{name} must be a scalar or 1-D (one value per neuron), got shape {raw.shape}")
-    if raw.size == 0:
-        raise ValueError(f"{name} must not be empty")
-    return _checks.check_float_array(name, raw.reshape(-1), positive=positive, nonnegative=nonnegative,
-                                     unit_interval=unit_interval)
+    """A scalar or per-neuron model parameter checked by :func:`check_param`, as a float64 1-D array (length 1
+    for scalars)."""
+    return check_param(name, value, positive=positive, nonnegative=nonnegative,
+                       unit_interval=unit_interval).reshape(-1)
 
 
 @dataclass
@@ -59,11 +84,22 @@ class NeuronModel:
         self.reset_mode = reset_mode_code(reset)
         self.reset_delay = int(_checks.check_bool("reset_delay", reset_delay))
 
-    @staticmethod
-    def _check_integration(integration: str) -> str:
-        if not isinstance(integration, str) or integration not in ("exact", "euler"):
-            raise ValueError(f"integration must be 'exact' or 'euler', got {integration!r}")
-        return integration
+    def _set_integration(self, integration: str, **factors) -> None:
+        """Set ``integration`` (one of :data:`neuro.models.coefficients.FORMS`) and the per-step ``factors``
+        (``beta=...``) of the discrete form: given (each in [0, 1]) with ``"discrete"``, None otherwise."""
+        if not isinstance(integration, str) or integration not in coefficients.FORMS:
+            raise ValueError(f"integration must be 'exact' or 'euler' (time constants), or 'discrete' (per-step "
+                             f"factors {', '.join(factors)}), got {integration!r}")
+        self.integration = integration
+        for name, value in factors.items():
+            if integration == "discrete":
+                if value is None:
+                    raise ValueError(f"integration='discrete' takes {name}, the factor per step")
+                value = as_param(name, value, unit_interval=True)
+            elif value is not None:
+                raise ValueError(f"{name} is the per-step factor of integration='discrete'; integration="
+                                 f"{integration!r} takes time constants")
+            setattr(self, name, value)
 
     @staticmethod
     def _dt(dt) -> float:
@@ -133,7 +169,8 @@ class NeuronModel:
         return SimulationResult(spikes=spikes, states=states, final_state=state)
 
     def __repr__(self) -> str:
-        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        # None: a parameter of another form (LIF's beta unless integration="discrete")
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_") and v is not None}
         body = ", ".join(f"{k}={v.tolist() if isinstance(v, np.ndarray) and v.size > 1 else v}"
                          for k, v in fields.items())
         return f"{type(self).__name__}({body})"

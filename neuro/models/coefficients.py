@@ -12,6 +12,12 @@ propagator's entry from ``I`` to ``v`` over one step, per unit ``r``::
 
     p21 = tau_syn / (tau_syn - tau_mem) (exp(-dt/tau_syn) - exp(-dt/tau_mem))   (dt/tau exp(-dt/tau) if equal)
 
+A model's ``integration`` picks the form (:data:`FORMS`): ``"exact"`` and ``"euler"`` integrate time constants;
+``"discrete"`` is the discrete-time form of snnTorch (``Leaky``, ``Synaptic``), whose per-step factors
+(``beta``, ``alpha``) are the parameters themselves. :func:`lif` and :func:`cuba_lif` give every coefficient
+of the built-in models' updates for each form; ``neuro.sim``, NIR import and export, the NEST and chip
+emitters read them from here.
+
 Arguments are NumPy arrays (or floats); results are float64 arrays, rounded to float32 only where the kernels
 take them.
 
@@ -28,6 +34,14 @@ from __future__ import annotations
 import numpy as np
 
 INTEGRATIONS = ("exact", "euler")
+"""Ways to integrate a time constant over a step."""
+FORMS = INTEGRATIONS + ("discrete",)
+"""A model's ``integration``: a time-constant integration, or the discrete-time form with per-step factors given."""
+
+
+def euler_rate(tau, dt: float) -> np.ndarray:
+    """``dt/tau``: the fraction of the state forward Euler removes per step (``1 - decay``; Loihi's decay)."""
+    return dt / np.asarray(tau, np.float64)
 
 
 def decay(tau, dt: float, integration: str = "exact") -> np.ndarray:
@@ -36,16 +50,85 @@ def decay(tau, dt: float, integration: str = "exact") -> np.ndarray:
     if integration == "exact":
         return np.exp(-dt / tau)
     if integration == "euler":
-        return 1.0 - dt / tau
+        return 1.0 - euler_rate(tau, dt)
     raise ValueError(f"integration must be one of {INTEGRATIONS}, got {integration!r}")
 
 
 def input_gain(r, tau, dt: float, integration: str = "exact") -> np.ndarray:
-    """Membrane change per step from a unit input held over the step: ``r (1 - decay)`` or ``r dt/tau``."""
+    """Membrane change per step from a unit input held over the step: ``r (1 - decay)`` (exact) or
+    ``r dt / tau`` (forward Euler, NIR's reading)."""
     r, tau = np.asarray(r, np.float64), np.asarray(tau, np.float64)
     if integration == "euler":
-        return r * (dt / tau)
-    return r * (1.0 - decay(tau, dt, integration))
+        return r * dt / tau
+    return _leak_gain(r, decay(tau, dt, integration))
+
+
+def integrator_gain(r, dt: float):
+    """``r dt``: the input gain per step of ``dv/dt = r I`` (IF, no leak; exact and Euler agree). The dtype of
+    ``r`` is kept (NIR's float32 arrays stay float32)."""
+    return r * dt
+
+
+def euler_resistance(gain, tau, dt: float):
+    """The ``r`` whose Euler input gain ``r dt/tau`` is ``gain`` (NIR export); dtypes kept (float32 stays)."""
+    return gain * tau / dt
+
+
+def _leak_gain(r, d) -> np.ndarray:
+    return r * (1.0 - d)
+
+
+def _factor(name: str, value) -> np.ndarray:
+    if value is None:
+        raise ValueError(f"integration='discrete' takes {name} (the factor per step)")
+    return np.asarray(value, np.float64)
+
+
+def lif(dt: float, integration: str = "exact", *, tau=None, r=None, beta=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(decay, gain)`` of the LIF update ``v <- v_leak + decay (v - v_leak) + gain x``.
+
+    exact: ``exp(-dt/tau), r (1 - decay)``; euler: ``1 - dt/tau, r (1 - decay)`` (the LIF model's Euler gain,
+    ``r dt/tau`` up to float64 rounding; :func:`input_gain` is NIR's ``r dt/tau``); discrete: ``beta, 1``
+    (snnTorch's ``Leaky``).
+
+    Example:
+        >>> from neuro.models import coefficients
+        >>> [float(c) for c in coefficients.lif(1.0, "discrete", beta=0.9)]
+        [0.9, 1.0]
+    """
+    if integration == "discrete":
+        return _factor("beta", beta), np.ones(1)
+    d = decay(tau, dt, integration)
+    return d, _leak_gain(np.asarray(r, np.float64), d)
+
+
+def cuba_lif(dt: float, integration: str = "exact", *, tau_syn=None, tau_mem=None, r=None, w_in=None, alpha=None,
+             beta=None) -> dict[str, np.ndarray]:
+    """The coefficients of the CubaLIF update (:mod:`neuro.models.cuba_lif`)::
+
+        i_next = syn_decay i + syn_gain x;   v <- v_leak + mem_decay (v - v_leak) + i_old i + i_new i_next
+
+    exact (input jump at the start of the step): ``alpha = exp(-dt/tau_syn), beta = exp(-dt/tau_mem)``,
+    ``syn_gain = alpha w_in, i_old = 0, i_new = r p21 / alpha``; euler (NIR exporters' reading): ``1 - dt/tau``
+    for both decays, ``syn_gain = w_in dt/tau_syn, i_old = 0, i_new = r dt/tau_mem``; discrete (snnTorch's
+    ``Synaptic``): ``alpha, beta, 1, 0, 1``.
+
+    Example:
+        >>> from neuro.models import coefficients
+        >>> c = coefficients.cuba_lif(1.0, "euler", tau_syn=2.0, tau_mem=4.0, r=1.0, w_in=1.0)
+        >>> [float(c[k]) for k in ("syn_decay", "mem_decay", "syn_gain", "i_old", "i_new")]
+        [0.5, 0.75, 0.5, 0.0, 0.25]
+    """
+    if integration == "discrete":
+        return dict(syn_decay=_factor("alpha", alpha), mem_decay=_factor("beta", beta), syn_gain=np.ones(1),
+                    i_old=np.zeros(1), i_new=np.ones(1))
+    w_in, r = np.asarray(w_in, np.float64), np.asarray(r, np.float64)
+    a, b = decay(tau_syn, dt, integration), decay(tau_mem, dt, integration)
+    if integration == "euler":
+        syn_gain, i_new = input_gain(w_in, tau_syn, dt, "euler"), input_gain(r, tau_mem, dt, "euler")
+    else:
+        syn_gain, i_new = a * w_in, r * cuba_p21(tau_syn, tau_mem, dt) / a
+    return dict(syn_decay=a, mem_decay=b, syn_gain=syn_gain, i_old=np.zeros(1), i_new=i_new)
 
 
 def euler_tau(decay_per_step, dt: float) -> np.ndarray:

@@ -25,8 +25,10 @@ the order written)::
 Exact propagators (input jump at the start of the step): ``alpha = exp(-dt/tau_syn)``,
 ``beta = exp(-dt/tau_m)``, ``syn_gain = alpha w_in``, ``i_old = 0``,
 ``i_new = R tau_syn/(tau_syn - tau_m) (alpha - beta) / alpha`` (``R (dt/tau) beta / alpha`` when the
-time constants are equal). snnTorch's ``Synaptic`` is ``syn_gain = 1, i_old = 0, i_new = 1``
-(:meth:`CubaLIF.discrete`).
+time constants are equal). snnTorch's ``Synaptic`` is ``syn_gain = 1, i_old = 0, i_new = 1`` with ``alpha`` and
+``beta`` given per step: ``integration="discrete"`` (:meth:`CubaLIF.discrete`). ``integration="euler"`` is the
+reading NIR exporters assume (``1 - dt/tau`` decays, ``syn_gain = w_in dt/tau_syn``, ``i_new = R dt/tau_m``).
+Every form's coefficients come from :func:`neuro.models.coefficients.cuba_lif`.
 
 NIR: ``nir.CubaLIF(tau_syn, tau_mem=tau_m, r=R, v_leak=v_rest, v_threshold, v_reset, w_in)``.
 
@@ -81,12 +83,24 @@ DYNAMICS = named(equations().dynamics, "cuba_lif", ("i", "v", "ref"),
 
 class CubaLIF(NeuronModel):
     """Current-based LIF (see module docstring). Parameters as :class:`~neuro.models.LIF` plus
-    ``tau_syn`` [ms] and ``w_in`` (input scale; 1 means an input of x nA makes I jump by x nA)."""
+    ``tau_syn`` [ms] and ``w_in`` (input scale; 1 means an input of x nA makes I jump by x nA).
+
+    ``integration``: ``"exact"`` (default), ``"euler"`` or ``"discrete"`` (snnTorch's ``Synaptic``: ``alpha`` and
+    ``beta``, each in [0, 1], are the synaptic and membrane decays per step; the time constants, ``cm`` and
+    ``w_in`` are not used). ``alpha`` and ``beta`` are None for the other forms.
+
+    Example:
+        >>> from neuro.models import CubaLIF
+        >>> cell = CubaLIF(tau_m=4.0, tau_syn=2.0, integration="euler")
+        >>> [round(float(cell.kernel_params(dt=1.0)[k][0]), 3) for k in ("syn_decay", "mem_decay")]
+        [0.5, 0.75]
+    """
 
     dynamics = DYNAMICS
 
     def __init__(self, tau_m=20.0, tau_syn=5.0, cm=1.0, v_rest=-65.0, v_thresh=-50.0, v_reset=-65.0,
-                 tau_refrac=0.0, w_in=1.0, reset: str = "to_value", reset_delay: bool = False):
+                 tau_refrac=0.0, w_in=1.0, reset: str = "to_value", reset_delay: bool = False,
+                 integration: str = "exact", alpha=None, beta=None):
         self.tau_m = as_param("tau_m", tau_m, positive=True)
         self.tau_syn = as_param("tau_syn", tau_syn, positive=True)
         self.cm = as_param("cm", cm, positive=True)
@@ -96,29 +110,25 @@ class CubaLIF(NeuronModel):
         self.tau_refrac = as_param("tau_refrac", tau_refrac, nonnegative=True)
         self.w_in = as_param("w_in", w_in)
         self._set_reset(reset, reset_delay)
-        self._discrete = None
+        self._set_integration(integration, alpha=alpha, beta=beta)
 
     @classmethod
     def discrete(cls, alpha=0.9, beta=0.8, threshold=1.0, reset: str = "subtract",
                  reset_delay: bool = True) -> CubaLIF:
         """snnTorch's ``Synaptic``: ``I = alpha I + x``, ``v = beta v + I - S thr``."""
-        cell = cls(v_rest=0.0, v_thresh=threshold, v_reset=0.0, reset=reset, reset_delay=reset_delay)
-        cell._discrete = (as_param("alpha", alpha, unit_interval=True), as_param("beta", beta, unit_interval=True))
-        return cell
+        return cls(v_rest=0.0, v_thresh=threshold, v_reset=0.0, reset=reset, reset_delay=reset_delay,
+                   integration="discrete", alpha=alpha, beta=beta)
+
+    def step_factors(self, dt: float) -> dict[str, np.ndarray]:
+        """``syn_decay, mem_decay, syn_gain, i_old, i_new`` per step in float64
+        (:func:`neuro.models.coefficients.cuba_lif` for this model's ``integration``)."""
+        return coefficients.cuba_lif(self._dt(dt), self.integration, tau_syn=self.tau_syn, tau_mem=self.tau_m,
+                                     r=self.tau_m / self.cm, w_in=self.w_in, alpha=self.alpha, beta=self.beta)
 
     def kernel_params(self, dt: float) -> dict[str, np.ndarray]:
         dt = self._dt(dt)
-        if self._discrete is not None:
-            alpha, beta = self._discrete
-            syn_gain, i_old, i_new = 1.0, 0.0, 1.0
-        else:
-            alpha, beta = coefficients.decay(self.tau_syn, dt), coefficients.decay(self.tau_m, dt)
-            r = self.tau_m / self.cm
-            p21 = coefficients.cuba_p21(self.tau_syn, self.tau_m, dt)
-            syn_gain, i_old, i_new = alpha * self.w_in, 0.0, r * p21 / alpha
-        return self._pack(syn_decay=alpha, mem_decay=beta, syn_gain=syn_gain, i_old=i_old, i_new=i_new,
-                          v_leak=self.v_rest, threshold=self.v_thresh, v_reset=self.v_reset,
-                          t_ref=np.round(self.tau_refrac / dt))
+        return self._pack(**self.step_factors(dt), v_leak=self.v_rest, threshold=self.v_thresh,
+                          v_reset=self.v_reset, t_ref=np.round(self.tau_refrac / dt))
 
     def initial_state(self, n: int) -> dict[str, np.ndarray]:
-        return self._state(n, i=0.0, v=0.0 if self._discrete is not None else self.v_rest, ref=0.0)
+        return self._state(n, i=0.0, v=self.v_rest, ref=0.0)

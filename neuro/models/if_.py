@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neuro.models import coefficients
 from neuro.models._neuron import NeuronModel, as_param
 from neuro.models.lif import DYNAMICS
 
@@ -43,7 +44,8 @@ class IF(NeuronModel):
 
     def kernel_params(self, dt: float) -> dict[str, np.ndarray]:
         dt = self._dt(dt)
-        return self._pack(decay=1.0, gain=self.r * dt, v_leak=0.0, threshold=self.v_thresh, v_reset=self.v_reset,
+        return self._pack(decay=1.0, gain=coefficients.integrator_gain(self.r, dt), v_leak=0.0,
+                          threshold=self.v_thresh, v_reset=self.v_reset,
                           t_ref=np.round(self.tau_refrac / dt))
 
     def initial_state(self, n: int) -> dict[str, np.ndarray]:

@@ -20,7 +20,8 @@ Resets are applied in the same step (``reset_delay=False``, NEST/Brian2) or at t
 step's spike (``reset_delay=True``, snnTorch's default): then the assignment ``v = v_reset`` sets the state the
 step starts from and the increment ``v -= v_th`` is added after the update (``v <- beta v + x - S v_th``), both
 without gradient through the earlier spike. The discrete-time form used by snnTorch (``v = beta v + x``) is the
-same update with ``decay = beta, gain = 1`` (:meth:`LIF.discrete`).
+same update with ``decay = beta, gain = 1``: ``integration="discrete"`` (:meth:`LIF.discrete`). Every form's
+coefficients come from :func:`neuro.models.coefficients.lif`.
 
 NIR: ``nir.LIF(tau=tau_m, r=R, v_leak=v_rest, v_threshold=v_thresh, v_reset=v_reset)``.
 
@@ -87,15 +88,23 @@ class LIF(NeuronModel):
         tau_refrac: refractory period [ms], >= 0 (rounded to whole steps).
         reset: ``"to_value"`` (alias ``"zero"``), ``"subtract"`` or ``"none"``.
         reset_delay: reset at the next step from the previous spike (snnTorch) instead of the same step.
-        integration: ``"exact"`` (default) or ``"euler"`` (decay = 1 - dt/tau_m, as NIR exporters assume).
+        integration: ``"exact"`` (default), ``"euler"`` (decay = 1 - dt/tau_m, as NIR exporters assume) or
+            ``"discrete"`` (snnTorch's ``Leaky``: ``decay = beta`` per step, ``gain = 1``; ``tau_m`` and ``cm``
+            are not used).
+        beta: the decay per step of ``integration="discrete"``, in [0, 1] (None for the other forms).
 
     Every parameter may be a scalar or one value per neuron.
+
+    Example:
+        >>> from neuro.models import LIF
+        >>> LIF(v_rest=0.0, v_thresh=1.0, v_reset=0.0, integration="discrete", beta=0.5).kernel_params(1.0)["decay"]
+        array([0.5], dtype=float32)
     """
 
     dynamics = DYNAMICS
 
     def __init__(self, tau_m=20.0, cm=1.0, v_rest=-65.0, v_thresh=-50.0, v_reset=-65.0, tau_refrac=0.0,
-                 reset: str = "to_value", reset_delay: bool = False, integration: str = "exact"):
+                 reset: str = "to_value", reset_delay: bool = False, integration: str = "exact", beta=None):
         self.tau_m = as_param("tau_m", tau_m, positive=True)
         self.cm = as_param("cm", cm, positive=True)
         self.v_rest = as_param("v_rest", v_rest)
@@ -103,8 +112,7 @@ class LIF(NeuronModel):
         self.v_reset = as_param("v_reset", v_reset)
         self.tau_refrac = as_param("tau_refrac", tau_refrac, nonnegative=True)
         self._set_reset(reset, reset_delay)
-        self.integration = self._check_integration(integration)
-        self._decay_override = None
+        self._set_integration(integration, beta=beta)
 
     @classmethod
     def discrete(cls, beta=0.9, threshold=1.0, reset: str = "subtract", reset_delay: bool = True) -> LIF:
@@ -116,31 +124,31 @@ class LIF(NeuronModel):
             >>> cell.kernel_params(dt=1.0)["decay"].item()
             0.8999999761581421
         """
-        beta_arr = as_param("beta", beta, unit_interval=True)
-        cell = cls(tau_m=1.0, cm=1.0, v_rest=0.0, v_thresh=threshold, v_reset=0.0, reset=reset,
-                   reset_delay=reset_delay)
-        cell._decay_override = beta_arr
-        return cell
+        return cls(tau_m=1.0, cm=1.0, v_rest=0.0, v_thresh=threshold, v_reset=0.0, reset=reset,
+                   reset_delay=reset_delay, integration="discrete", beta=beta)
+
+    def step_factors(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(decay, gain)`` per step in float64 (:func:`neuro.models.coefficients.lif` for this model's
+        ``integration``); :meth:`kernel_params` rounds them to float32."""
+        return coefficients.lif(self._dt(dt), self.integration, tau=self.tau_m, r=self.tau_m / self.cm,
+                                beta=self.beta)
 
     def kernel_params(self, dt: float) -> dict[str, np.ndarray]:
         dt = self._dt(dt)
-        if self._decay_override is not None:
-            decay, gain = self._decay_override, np.ones(1)
-        else:
-            decay = coefficients.decay(self.tau_m, dt, self.integration)
-            gain = (self.tau_m / self.cm) * (1.0 - decay)
+        decay, gain = self.step_factors(dt)
         return self._pack(decay=decay, gain=gain, v_leak=self.v_rest, threshold=self.v_thresh,
                           v_reset=self.v_reset, t_ref=np.round(self.tau_refrac / dt))
 
     def initial_state(self, n: int) -> dict[str, np.ndarray]:
-        return self._state(n, v=self.v_rest if self._decay_override is None else 0.0, ref=0.0)
+        return self._state(n, v=self.v_rest, ref=0.0)
 
     def synaptic_coupling(self, tau_syn: float, dt: float, params: dict, n: int) -> np.ndarray | None:
         """Factor from a synaptic current to this model's input ``x`` for one step (``neuro.sim``): the exact
         propagator of an exponential current (time constant ``tau_syn`` ms, in nA) into the membrane,
         ``r p21 / gain`` (see :func:`neuro.models.coefficients.cuba_p21`), or ``1 / gain`` for a delta synapse
-        (``tau_syn = 0``, the weight in mV lands on the membrane in this step). None for the discrete form."""
-        if self._decay_override is not None:
+        (``tau_syn = 0``, the weight in mV lands on the membrane in this step). None for the discrete form (the
+        current is its input as is)."""
+        if self.integration == "discrete":
             return None
         gain = np.broadcast_to(params["gain"], (n,)).astype(np.float64)
         if tau_syn == 0:

@@ -11,26 +11,22 @@ from torch import nn
 from neuro import _checks
 from neuro import surrogate as surrogate_mod
 from neuro.models._base import Dynamics, reset_mode_code
+from neuro.models._neuron import check_param
 from neuro.nn.functional import neuron_layer
 
 
 def as_parameter(name: str, value, learn: bool, unit_interval: bool = False) -> torch.Tensor:
-    """A float32 tensor (a ``nn.Parameter`` when learnable) after checking it is real, finite in float32
-    (and in [0, 1])."""
+    """A float32 tensor (a ``nn.Parameter`` when learnable) of any shape, validated by the models' own check
+    (:func:`neuro.models._neuron.check_param`: real, finite in float32, in [0, 1] when asked); a tensor keeps its
+    device and is detached and copied, so the caller's tensor is never modified."""
     learn = _checks.check_bool(f"learn_{name}", learn)
-    if isinstance(value, str | bytes) or isinstance(value, bool) or value is None:
-        raise TypeError(f"{name} must be a number or a float tensor, got {value!r}")
-    try:
-        t = torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a number or a float tensor, got {value!r}") from None
-    if t.dtype == torch.bool or t.is_complex():
-        raise TypeError(f"{name} must be real numbers, got dtype {t.dtype}")
-    t = t.detach().to(torch.float32).clone()
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} must be finite (in float32, |x| <= 3.4e38), got {value!r}")
-    if unit_interval and ((t < 0) | (t > 1)).any():
-        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    shown = value
+    if isinstance(value, torch.Tensor):
+        shown = value.detach().cpu()
+        if shown.dtype in (torch.float16, torch.bfloat16):
+            shown = shown.float()  # exact; NumPy has no bfloat16
+    check_param(name, shown, unit_interval=unit_interval, per_neuron=False)
+    t = torch.as_tensor(value).detach().to(torch.float32).clone()
     return nn.Parameter(t) if learn else t
 
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from neuro import _checks
+from neuro.models._base import RESET_MODES
 from neuro.nn.base import SpikingNeuron
 
 
@@ -44,8 +45,10 @@ class Neuron(SpikingNeuron):
 
         if not isinstance(model, Equations):
             raise TypeError(f"model must be a neuro.models.Equations, got {type(model).__name__}")
-        # the reset a NIR file records for this layer: equations reset in the step they spike (Brian2's schedule)
-        super().__init__(surrogate=surrogate, reset="zero", reset_delay=False, dt=dt)
+        # the reset a NIR file records for this layer: the model's named reset and its timing, else a reset
+        # in the step they spike (Brian2's schedule)
+        reset = model.reset if model.reset_modes is not None and model.reset in RESET_MODES else "zero"
+        super().__init__(surrogate=surrogate, reset=reset, reset_delay=bool(model.reset_delay), dt=dt)
         self.model = model
         self.dynamics = model.dynamics
         if isinstance(learn, str):
@@ -76,7 +79,9 @@ class Neuron(SpikingNeuron):
                 for k in self.dynamics.state}
 
     def options(self) -> list[int]:
-        return []
+        """The model's kernel options (``options=("reset_mode", "reset_delay")``: its chosen reset and timing)."""
+        chosen = self.model.kernel_options()
+        return [chosen[k] for k in self.dynamics.options]
 
     def extra_repr(self) -> str:
         return f"{self.model!r}, learn={self.learn}, surrogate={self.surrogate.name}, dt={_checks.check_dt(self.dt)}"

@@ -24,10 +24,11 @@ AdEx, delta / exp / conductance receptors   ``aeif_psc_delta/_exp``,     ``EIF_c
 
 At most two receptors a population (NEST's ``ex``/``in`` channels, chosen by the weight's sign): one time
 constant for both signs, or two whose weights have one sign each. ALIF, the reset rules ``"subtract"`` and
-``"none"``, ``reset_delay=True`` (snnTorch's timing), LIF with ``integration="euler"`` feeding exponential
-synapses, and delta synapses mixed with exponential ones are refused with a ValueError naming the population.
-``integration="euler"`` and :meth:`LIF.discrete` membranes map exactly: ``tau_m' = -dt / ln(decay)`` and
-``C_m`` chosen so that the input gain per step is the same.
+``"none"``, ``reset_delay=True`` (snnTorch's timing), LIF with ``integration="euler"`` or ``"discrete"`` feeding
+exponential synapses, CubaLIF with an integration other than ``"exact"``, and delta synapses mixed with exponential
+ones are refused with a ValueError naming the population. LIF membranes with ``integration="euler"`` or
+``"discrete"`` (:meth:`LIF.discrete`) map exactly: ``tau_m' = -dt / ln(decay)`` and ``C_m`` chosen so that the input
+gain per step is the same (decay and gain from :meth:`LIF.step_factors`).
 
 Time (checked on NEST 3.10 in ``tests/test_nest.py``):
 
@@ -210,19 +211,16 @@ class _Plan:
                                  f"{bool(m.reset_delay)}) has no NEST equivalent; NEST's neurons reset to v_reset in "
                                  "the step they fire (reset='to_value', reset_delay=False)")
         if type(m) is LIF:
-            if m._decay_override is not None:  # v = decay v + x
-                decay, gain = _arr(m._decay_override, n), np.ones(n)
-            else:  # forward Euler (float64 here: the float32 kernel coefficients would round tau')
-                decay, gain = coefficients.decay(_arr(m.tau_m, n), dt, "euler"), dt / _arr(m.cm, n)
-            exact = m._decay_override is None and m.integration == "exact"
-            if exact:
+            if m.integration == "exact":
                 tau, cm = _arr(m.tau_m, n), _arr(m.cm, n)
             else:  # Euler / discrete: the exact propagator with tau' = -dt/ln(decay), the same gain per step
                 if kind in ("exp", "cond"):
-                    how = "integration='euler'" if m._decay_override is None else "a discrete decay"
+                    how = "integration='euler'" if m.integration == "euler" else "a discrete decay"
                     raise ValueError(f"population {name!r}: LIF with {how} "
                                      f"feeding {kind} synapses has no exact NEST equivalent (NEST's synaptic "
                                      "propagator is exact); use integration='exact' or delta synapses (tau_syn=0)")
+                # float64 here: the float32 kernel coefficients would round tau'
+                decay, gain = (_arr(c, n) for c in m.step_factors(dt))
                 if np.any(decay <= 0):
                     raise ValueError(f"population {name!r}: decay {decay.min()} <= 0 has no membrane time constant")
                 tau = np.where(decay >= 1, _TAU_INF, coefficients.exact_tau(np.minimum(decay, 1 - 1e-16), dt))
@@ -245,8 +243,11 @@ class _Plan:
                      t_ref=np.round(_arr(m.tau_refrac, n) / dt) * dt)
             wscale = dict.fromkeys(chan, 1.0)
         elif type(m) is CubaLIF:
-            if m._discrete is not None:
-                raise ValueError(f"population {name!r}: CubaLIF.discrete (snnTorch's Synaptic) has no NEST equivalent")
+            if m.integration != "exact":
+                what = "CubaLIF.discrete (snnTorch's Synaptic)" if m.integration == "discrete" else \
+                    f"CubaLIF with integration={m.integration!r}"
+                raise ValueError(f"population {name!r}: {what} has no NEST equivalent (NEST's iaf_psc_exp is the "
+                                 "exact propagator: integration='exact')")
             if kind not in ("delta", "none"):
                 raise ValueError(f"population {name!r}: CubaLIF filters its input with its own tau_syn; connect "
                                  "with tau_syn=0 (NEST: iaf_psc_exp with the model's tau_syn)")
