@@ -93,7 +93,7 @@ def lif(dt: float, integration: str = "exact", *, tau=None, r=None, beta=None) -
 
     Example:
         >>> from neuro.models import coefficients
-        >>> [float(c) for c in coefficients.lif(1.0, "discrete", beta=0.9)]
+        >>> [float(c.squeeze()) for c in coefficients.lif(1.0, "discrete", beta=0.9)]
         [0.9, 1.0]
     """
     if integration == "discrete":
@@ -116,7 +116,7 @@ def cuba_lif(dt: float, integration: str = "exact", *, tau_syn=None, tau_mem=Non
     Example:
         >>> from neuro.models import coefficients
         >>> c = coefficients.cuba_lif(1.0, "euler", tau_syn=2.0, tau_mem=4.0, r=1.0, w_in=1.0)
-        >>> [float(c[k]) for k in ("syn_decay", "mem_decay", "syn_gain", "i_old", "i_new")]
+        >>> [float(c[k].squeeze()) for k in ("syn_decay", "mem_decay", "syn_gain", "i_old", "i_new")]
         [0.5, 0.75, 0.5, 0.0, 0.25]
     """
     if integration == "discrete":
