@@ -359,13 +359,15 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
 
 
 def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v=None, g_final=None,
-                  dt: float = 1.0, fmt: str = "float32", every: int | None = None):
+                  dt: float = 1.0, fmt: str = "float32", every: int | None = None, *, out=None):
     """Reverse-time BPTT from the checkpoints of :func:`forward_lean` (same ``x``, ``params``, ``every``),
     recomputing each segment's states in the kernel.
 
     ``g_spikes[T, N]`` is in x's format, ``g_v[T, N]`` (gradient reaching the recorded membrane) and
     ``g_final[S, N]`` (reaching the final state) float32 or None. Returns ``(g_x[T, N] in x's format,
-    g_params[P, N] per neuron, g_init[S, N])``.
+    g_params[P, N] per neuron, g_init[S, N])``. ``g_x`` is written into ``out`` when given (a C-contiguous array
+    like ``g_spikes``; it may be ``g_spikes`` itself: the kernel reads each row of ``g_spikes`` before it writes
+    that row of ``g_x``, and no other), else into a new array.
     """
     from neuro import surrogate as sg_mod
     from neuro.kernels import cpu
@@ -389,7 +391,14 @@ def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v
     if g_final is not None:
         g_state[...] = g_final
     dt = _checks.check_dt(dt)
-    g_x = np.empty((T, n), x.dtype)
+    if out is None:
+        g_x = np.empty((T, n), x.dtype)
+    elif (not isinstance(out, np.ndarray) or out.shape != (T, n) or out.dtype != x.dtype or not out.flags.c_contiguous
+          or not out.flags.writeable):
+        raise ValueError(f"{dyn.name}: out must be a writeable C-contiguous {x.dtype} array of shape {(T, n)}, got "
+                         f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
+    else:
+        g_x = out
     g_params = np.zeros((P, n), np.float32)
     has_gv = g_v is not None
     kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt)

@@ -308,9 +308,11 @@ def _lean_backward_source(dyn: Dynamics, fmt: str) -> str:
     p_args = [f"p{k}[i]" for k in range(P)]
     step_call = ", ".join([f"{v}[i]" for v in s] + [xv] + p_args + o + ["dt"])
     advance = "".join(f"                    {v}[i] = {w}\n" for v, w in zip(s, new, strict=True))
-    save = "".join(f"            seg[t - t0, {k}] = {v}\n" for k, v in enumerate(s))
+    save = "".join(f"            seg{k}[t - t0] = {v}\n" for k, v in enumerate(s))
     restore = "".join(f"        {v}[:] = ckpt[c, {k}, lo:hi]\n" for k, v in enumerate(s))
-    prev = "".join(f"            q{k} = seg[t - t0, {k}]\n" for k in range(S))
+    # copied into fresh block-local rows, not read through views of ``seg``: with views LLVM could not prove
+    # that they do not alias g_x, and the reverse sweep ran unvectorised (2.5x slower, RESULTS.md)
+    prev = "".join(f"            q{k}[:] = seg{k}[t - t0]\n" for k in range(S))
     encode = "" if not low else (
         "            gxo = g_x[t, lo:hi]\n            for i in range(m):\n"
         f"                gxo[i] = {'bf16_bits' if fmt == 'bfloat16' else 'f16_bits'}(gxb_u[i])\n")
@@ -318,23 +320,27 @@ def _lean_backward_source(dyn: Dynamics, fmt: str) -> str:
     def body(with_gv: bool) -> str:
         carried = [f"c{k}[i]" + (" + gv[i]" if with_gv and k == mem else "") for k in range(S)]
         call = ", ".join([f"q{k}[i]" for k in range(S)] + [xv] + p_args + o
-                         + ["dt", "slope", "gsb[i]" if low else "gst[i]"] + carried)
+                         + ["dt", "slope", "gsb[i]"] + carried)
         lines = [f"                {', '.join(gs)}, gx, {', '.join(gp)} = _backward({call})"]
         lines += [f"                c{k}[i] = {v}" for k, v in enumerate(gs)]
         lines += [f"                {'gxb' if low else 'gxt'}[i] = gx"]
         lines += [f"                a{k}[i] += {v}" for k, v in enumerate(gp)]
         return "\n".join(lines) + "\n"
 
+    # g_spikes' row is copied (or decoded) into a fresh buffer before g_x's row is written: g_x may be
+    # g_spikes itself (neuro.nn.functional reuses a dead incoming-gradient buffer)
+    bufs = _buffers(fmt, ["xb", "gsb", "gxb"]) if low else "    gsb = np.empty(m, np.float32)\n"
+    read_gs = _decode(fmt, "gst", "gsb", "            ") if low else "            gsb[:] = gst\n"
     accumulators = "".join(f"    a{k} = np.zeros(m, np.float32)\n" for k in range(P))
-    state_bufs = "".join(f"    {v} = np.empty(m, np.float32)\n" for v in s)
+    state_bufs = "".join(f"    {v} = np.empty(m, np.float32)\n    q{k} = np.empty(m, np.float32)\n"
+                         f"    seg{k} = np.empty((every, m), np.float32)\n" for k, v in enumerate(s))
     out = []
     for suffix, with_gv in (("", False), ("_gv", True)):
         out.append(f"""
 @{_JIT}
 def _lbblock{suffix}(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi):
 {_load_options(o, None)}    m = hi - lo
-{_gather("p", P)}{_locals("c", "g_state", S)}{accumulators}{state_bufs}{_buffers(fmt, ["xb", "gsb", "gxb"])}\
-    seg = np.empty((every, {S}, m), np.float32)
+{_gather("p", P)}{_locals("c", "g_state", S)}{accumulators}{state_bufs}{bufs}\
     T = x.shape[0]
     for c in range((T + every - 1) // every - 1, -1, -1):
         t0 = c * every
@@ -348,7 +354,7 @@ def _lbblock{suffix}(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_par
 {prev}            xt = x[t, lo:hi]
             gst = g_spikes[t, lo:hi]
             gxt = g_x[t, lo:hi]
-{_decode(fmt, "xt", "xb", "            ")}{_decode(fmt, "gst", "gsb", "            ")}\
+{_decode(fmt, "xt", "xb", "            ")}{read_gs}\
 {"            gv = g_v[t, lo:hi]" + chr(10) if with_gv else ""}            for i in range(m):
 {body(with_gv)}{encode}{"".join(f"    g_state[{k}, lo:hi] = c{k}" + chr(10) for k in range(S))}\
 {"".join(f"    g_params[{k}, lo:hi] = a{k}" + chr(10) for k in range(P))}

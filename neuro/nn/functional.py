@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 
@@ -161,6 +163,57 @@ def _as_dtype(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     return t if dtype == torch.float32 else t.view(dtype)
 
 
+class _Probe(torch.autograd.Function):
+    """Measures, once, the references an incoming gradient that nothing else holds has inside a backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.set_materialize_grads(False)
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        _sole_reference(g, probe=True)  # through the same calls as _NeuronLayer.backward: same reference count
+        return g
+
+
+_PROBED: dict = {}
+
+
+def _references(t: torch.Tensor) -> tuple:
+    """Python references, C++ references to the tensor and to its storage of ``t``, and when ``t`` is a view,
+    the Python and C++ references of its base (a reshape in the graph hands the gradient on as a view)."""
+    base = t._base
+    held = None if base is None else (sys.getrefcount(base), base._use_count())
+    return sys.getrefcount(t), t._use_count(), torch._C._storage_Use_Count(t.untyped_storage()._cdata), held
+
+
+def _sole_reference(g: torch.Tensor, probe: bool = False) -> bool:
+    """True when nothing but the autograd engine's call can see the incoming gradient ``g``: its buffer may then
+    be reused for the input gradient. The rule is the one torch's engine applies before it accumulates into a
+    gradient buffer in place (the last reference to the tensor and to its storage), with the Python references
+    added: the counts must equal those of a gradient known to be unshared, measured once through the same
+    engine and the same call (so they follow the Python and torch versions). Anything else holding ``g`` or
+    its storage -- the caller's ``grad_outputs``, a hook that kept it, another output or branch given the same
+    tensor, a view of a larger buffer -- adds a reference, and the buffer is left alone; so is every gradient
+    of a ``create_graph`` backward. Call it first thing in ``backward``, on the argument as received."""
+    if (type(g) is not torch.Tensor or g.requires_grad or torch.is_grad_enabled() or g.device.type != "cpu"
+            or not g.is_contiguous() or g.storage_offset() != 0
+            or g.untyped_storage().nbytes() != g.numel() * g.element_size()):
+        return False
+    if probe:
+        refs = _references(g)
+        _PROBED[refs[-1] is not None] = refs
+        return False
+    if not _PROBED:
+        with torch.enable_grad():
+            x = torch.zeros(2, 2, requires_grad=True)
+            (_Probe.apply(x) * 2.0).sum().backward()
+            (_Probe.apply(x).reshape(4) * 2.0).sum().backward()
+    refs = _references(g)
+    return refs == _PROBED.get(refs[-1] is not None)
+
+
 class _NeuronLayer(torch.autograd.Function):
     """The lean training path (CPU): saves the input in its own dtype and the state every K steps; backward
     recomputes the states between checkpoints in the kernel (:func:`neuro.kernels.backward_lean`)."""
@@ -183,16 +236,25 @@ class _NeuronLayer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_spikes, g_v, g_final):
+        # the input gradient goes into the incoming spike gradient's buffer when that buffer is dead after this
+        # call (the layer's third T x N tensor at the backward peak otherwise: RESULTS.md, "Training step")
+        reuse = g_spikes is not None and g_spikes is not g_v and _sole_reference(g_spikes)
         x, params, ckpt = ctx.saved_tensors
-        g_spikes = torch.zeros_like(x) if g_spikes is None else g_spikes.to(x.dtype).contiguous()
+        if g_spikes is None:
+            g_spikes, reuse = torch.zeros_like(x), True
+        elif g_spikes.dtype != x.dtype or not g_spikes.is_contiguous():
+            g_spikes, reuse = g_spikes.to(x.dtype).contiguous(), True  # a new tensor, ours
+        gs = _kernel_view(g_spikes)
         g_x, g_p, g_init = kernels.backward_lean(
             ctx.dyn, ctx.sg, _kernel_view(x), ckpt.numpy(), params.detach().numpy(), ctx.opts,
-            _kernel_view(g_spikes), None if g_v is None else g_v.float().contiguous().numpy(),
-            None if g_final is None else g_final.float().contiguous().numpy(), ctx.dt, ctx.fmt, ctx.every)
+            gs, None if g_v is None else g_v.float().contiguous().numpy(),
+            None if g_final is None else g_final.float().contiguous().numpy(), ctx.dt, ctx.fmt, ctx.every,
+            out=gs if reuse else None)
+        g_x = g_spikes if reuse else _as_dtype(g_x, x.dtype)
         g_p = torch.from_numpy(g_p)
         if ctx.needs_input_grad[1]:  # per neuron -> per column of the [P, M] rows
             g_p = g_p.reshape(g_p.shape[0], -1, params.shape[1]).sum(1)
-        return (_as_dtype(g_x, x.dtype), g_p, torch.from_numpy(g_init), None, None, None, None, None, None)
+        return (g_x, g_p, torch.from_numpy(g_init), None, None, None, None, None, None)
 
 
 @torch.compiler.disable
