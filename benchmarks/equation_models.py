@@ -1,10 +1,10 @@
 """Models written as equations against the hand-written numba steps they replaced, side by side in one run.
 
-Izhikevich, AdEx, LIF and IF (LIF's kernels) became :class:`neuro.models.Equations` definitions (their kernels
-generated from the equations). The hand-written scalar steps they had before are kept below, only as the speed
-and spike reference: both run through the same multi-step CPU kernel factory on the same input, interleaved, and
-the script reports throughput (neuron updates per second), their ratio, whether the spikes are identical and the
-largest membrane difference. Cases:
+Izhikevich, AdEx, LIF and IF (LIF's kernels), CubaLIF and ALIF became :class:`neuro.models.Equations` definitions
+(their kernels generated from the equations). The hand-written scalar steps they had before are kept below, only as
+the speed and spike reference: both run through the same multi-step CPU kernel factory on the same input,
+interleaved, and the script reports throughput (neuron updates per second), their ratio, whether the spikes are
+identical and the largest membrane difference. Cases:
 
 * ``izhikevich``, ``adex``: ``--neurons`` x ``--steps`` (default 200,000 x 200);
 * ``lif_roofline``: the workload of ``benchmarks/kernel_roofline.py`` (``LIF.discrete(0.9, 1.0)``, snnTorch's
@@ -14,6 +14,11 @@ largest membrane difference. Cases:
 * ``cuba_discrete`` (snnTorch's ``Synaptic``, next-step subtract) and ``cuba_physical`` (``CubaLIF(tau_refrac=2.0)``,
   dt 0.1 ms): ``--neurons`` x ``--steps``, against the hand-written CubaLIF step;
 * ``cuba_train``: the same MLP training step with ``neuro.nn.CubaLIF(alpha=0.9, beta=0.8)`` layers;
+* ``alif_discrete`` (``ALIF.discrete(beta=0.9, threshold=1.0, adapt_decay=0.95, adapt_gain=0.1)``, subtract in the
+  same step) and ``alif_physical`` (``ALIF(tau_refrac=2.0)``, reset to value, dt 0.1 ms): ``--neurons`` x
+  ``--steps``, against the hand-written ALIF step;
+* ``alif_train``: the same MLP training step with ``neuro.nn.ALIF(beta=0.9, adapt_gain=0.1)`` layers (LSNN-style
+  adaptation, subtract reset);
 * ``lif_train``: the MLP training step of ``benchmarks/train_step.py`` (784-1000-10, two ``neuro.nn.LIF``
   layers, T = 25, B = 128: forward and backward kernels) with the generated and the hand-written LIF kernels
   in one process, steps interleaved; spikes and gradients compared after the first step.
@@ -35,7 +40,7 @@ import numba
 import numpy as np
 
 from neuro import kernels
-from neuro.models import LIF, AdEx, CubaLIF, Izhikevich, cuba_lif, lif
+from neuro.models import ALIF, LIF, AdEx, CubaLIF, Izhikevich, alif, cuba_lif, lif
 from neuro.models._base import RESET_SUBTRACT, RESET_TO_VALUE, Dynamics
 from neuro.models._spiking import delayed_reset, fire, fire_vjp
 
@@ -132,7 +137,39 @@ def cuba_make_backward(surrogate):  # the hand-written CubaLIF backward step
     return backward
 
 
+@numba.njit(inline="always")
+def alif_step(v, a, ref, x, decay, gain, v_leak, threshold, v_reset, t_ref, adapt_decay, adapt_gain, reset_mode,
+              dt):  # the hand-written ALIF step (before the equations)
+    theta = threshold + adapt_gain * a
+    v_int = v_leak + decay * (v - v_leak) + gain * x
+    v_new, ref, spike = fire(v_int, ref, theta, v_reset, t_ref, reset_mode, 0)
+    return v_new, adapt_decay * a + spike, ref, spike
+
+
+def alif_make_backward(surrogate):  # the hand-written ALIF backward step
+    @numba.njit(inline="always")
+    def backward(v, a, ref, x, decay, gain, v_leak, threshold, v_reset, t_ref, adapt_decay, adapt_gain,
+                 reset_mode, dt, slope, g_spike, g_v_new, g_a_new, g_ref_new):
+        g_a = g_a_new * adapt_decay
+        g_rho = g_a_new * a
+        if ref > _ZERO:  # clamped, no spike
+            return _ZERO, g_a, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO, g_v_new, _ZERO, g_rho, _ZERO
+        theta = threshold + adapt_gain * a
+        v_int = v_leak + decay * (v - v_leak) + gain * x
+        sgv = surrogate(v_int - theta, slope)
+        g_int, g_theta, g_vr = fire_vjp(sgv, v_int, theta, v_reset, reset_mode, 0, g_spike + g_a_new, g_v_new)
+        g_a += g_theta * adapt_gain
+        return (g_int * decay, g_a, _ZERO, g_int * gain, g_int * (v - v_leak), g_int * x, g_int * (_ONE - decay),
+                g_theta, g_vr, _ZERO, g_rho, g_theta * a)
+
+    return backward
+
+
 HAND = {
+    "alif": Dynamics("bench_alif_hand", alif.DYNAMICS.state,  # the hand-written step's own parameter order
+                     ("decay", "gain", "v_leak", "threshold", "v_reset", "t_ref", "adapt_decay", "adapt_gain"),
+                     alif.DYNAMICS.options, alif_step, alif_make_backward),
+
     "cuba_lif": Dynamics("bench_cuba_lif_hand", cuba_lif.DYNAMICS.state, cuba_lif.DYNAMICS.params,
                          cuba_lif.DYNAMICS.options, cuba_step, cuba_make_backward),
     "lif": Dynamics("bench_lif_hand", lif.DYNAMICS.state, lif.DYNAMICS.params, lif.DYNAMICS.options, lif_step,
@@ -154,6 +191,11 @@ def _case(name: str, n: int, T: int, rng):
         x = rng.standard_normal((T, n), dtype=np.float32) * np.float32(0.5) + np.float32(0.3)
     elif name == "lif_physical":
         model, dt, x = LIF(tau_refrac=2.0), 0.1, rng.uniform(1.0, 4.0, (T, n))
+    elif name == "alif_discrete":
+        model, dt = ALIF.discrete(beta=0.9, threshold=1.0, adapt_decay=0.95, adapt_gain=0.1), 1.0
+        x = rng.standard_normal((T, n), dtype=np.float32) * np.float32(0.5) + np.float32(0.3)
+    elif name == "alif_physical":
+        model, dt, x = ALIF(tau_refrac=2.0), 0.1, rng.uniform(1.0, 4.0, (T, n))
     elif name == "cuba_discrete":  # snnTorch's Synaptic
         model, dt = CubaLIF.discrete(alpha=0.9, beta=0.8, threshold=1.0), 1.0
         x = rng.standard_normal((T, n), dtype=np.float32) * np.float32(0.5) + np.float32(0.1)
@@ -163,7 +205,8 @@ def _case(name: str, n: int, T: int, rng):
 
 
 def _hand(name: str) -> Dynamics:
-    return HAND["lif" if name.startswith("lif") else "cuba_lif" if name.startswith("cuba") else name]
+    kind = name.split("_")[0]
+    return HAND[{"cuba": "cuba_lif", "lif": "lif", "alif": "alif"}.get(kind, name)]
 
 
 def forward_case(name: str, args, rng) -> dict:
@@ -203,17 +246,19 @@ def forward_case(name: str, args, rng) -> dict:
     return res
 
 
-def _cuba_mlp():
-    """train_step.py's MLP with snnTorch-style CubaLIF (Synaptic) layers in place of LIF."""
+def _mlp(kind: str):
+    """train_step.py's MLP with snnTorch-style CubaLIF (Synaptic) or ALIF layers in place of LIF."""
     import torch
     import train_step
 
     import neuro
     from neuro.nn import TimeDistributed as TD
 
-    net = torch.nn.Sequential(TD(torch.nn.Linear(784, 1000)), neuro.nn.CubaLIF(alpha=0.9, beta=0.8),
-                              TD(torch.nn.Linear(1000, 10)))
-    out = neuro.nn.CubaLIF(alpha=0.9, beta=0.8)
+    def layer():
+        return neuro.nn.CubaLIF(alpha=0.9, beta=0.8) if kind == "cuba" else neuro.nn.ALIF(beta=0.9, adapt_gain=0.1)
+
+    net = torch.nn.Sequential(TD(torch.nn.Linear(784, 1000)), layer(), TD(torch.nn.Linear(1000, 10)))
+    out = layer()
 
     def step(x, y):
         _, mem = out(net(x), return_v=True)
@@ -223,17 +268,18 @@ def _cuba_mlp():
 
 
 def train_case(args, kind: str = "lif") -> dict:
-    """train_step.py's MLP step (LIF, or CubaLIF layers), generated and hand-written kernels in one process,
+    """train_step.py's MLP step (LIF, CubaLIF or ALIF layers), generated and hand-written kernels in one process,
     interleaved."""
     import torch
     import train_step
 
     torch.set_num_threads(args.threads)
     nets = {}
-    layer, gen = ("LIF", lif.DYNAMICS) if kind == "lif" else ("CubaLIF", cuba_lif.DYNAMICS)
-    for label, dyn in (("equations", gen), ("hand-written", HAND["lif" if kind == "lif" else "cuba_lif"])):
+    layer, gen = {"lif": ("LIF", lif.DYNAMICS), "cuba": ("CubaLIF", cuba_lif.DYNAMICS),
+                  "alif": ("ALIF", alif.DYNAMICS)}[kind]
+    for label, dyn in (("equations", gen), ("hand-written", _hand(kind))):
         torch.manual_seed(0)
-        params, step = train_step.neuro_mlp() if kind == "lif" else _cuba_mlp()
+        params, step = train_step.neuro_mlp() if kind == "lif" else _mlp(kind)
         for m in params.modules():
             if type(m).__name__ == layer:
                 m.dynamics = dyn  # instance attribute: this layer runs these kernels
@@ -267,7 +313,7 @@ def train_case(args, kind: str = "lif") -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="izhikevich,adex,lif_roofline,lif_physical,lif_train,cuba_discrete,"
-                                       "cuba_physical,cuba_train")
+                                       "cuba_physical,cuba_train,alif_discrete,alif_physical,alif_train")
     ap.add_argument("--neurons", type=int, default=200_000)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--threads", type=int, default=min(2, numba.config.NUMBA_NUM_THREADS))

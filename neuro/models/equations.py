@@ -45,6 +45,15 @@ Resets, beyond Brian2 (for the built-in models and snnTorch):
   through that earlier spike. ``options=("reset_delay",)`` makes the timing a run-time kernel option.
 - ``refractory_clamp="v = v_reset"``: assignments holding variables while refractory (NEST's and the built-ins'
   clamp, which also holds under ``v -= v_th``), applied after the update in place of it.
+- ``old(x)``, in the threshold and the reset statements, reads state ``x`` as the step started (the value the update
+  read; with the input going into ``x``, after its jump), where ``x`` is the value after the update (and after the
+  reset statements before it). ALIF tests the new membrane against the threshold its adaptation set before this
+  step decayed it: ``threshold="v > v_th + adapt_gain*old(a)"``, ``reset="v -= v_th + adapt_gain*old(a); a += 1"``.
+  Update lines and the refractory clamp read the start of the step already, so ``old()`` is refused there (and in
+  differential equations and refractory conditions); it needs the reset in the same step (a reset at the next step
+  tests the threshold on the state the previous step ended in, whose own start is not kept). The backward step
+  differentiates through both paths: the threshold and reset depend on the starting state directly and through
+  the update.
 
 ``input`` names where a layer's input, or a population's summed synaptic and injected current, goes: a
 name used in the equations but not defined there is replaced by the input (held constant over the step);
@@ -166,8 +175,9 @@ _CODE_FUNCS = {"exp": "np.exp", "log": "np.log", "sqrt": "np.sqrt", "abs": "abs"
                "tanh": "np.tanh", "arcsin": "np.arcsin", "arccos": "np.arccos", "arctan": "np.arctan",
                "exprel": "_exprel", "int": "_trunc", "floor": "np.floor", "ceil": "np.ceil", "log10": "np.log10",
                "expm1": "np.expm1", "log1p": "np.log1p", "clip": "_clip"}
+_OLD = "old"  # old(x): the value of state x at the start of the step, in the threshold and reset
 _RESERVED = {"np", "numba", "reset_mode", "reset_delay", "abs", "min", "max", "float", "int", "dt", "t", "i", "N",
-             "xi", "lastspike", "refractory", "refractory_until"}
+             "xi", "lastspike", "refractory", "refractory_until", _OLD}
 _METHODS = ("exact", "euler", "rk2", "rk4", "exponential_euler")
 _OPTIONS = ("reset_mode", "reset_delay")
 
@@ -284,12 +294,19 @@ class _Expr:
         except SyntaxError as exc:
             raise EquationError(f"{where}: cannot parse {text.strip()!r} ({exc.msg})") from None
         self.names: set[str] = set()
+        self.olds: set[str] = set()  # names read as old(name): their value at the start of the step
         self._collect(self.tree)
 
     def _collect(self, node) -> None:
         if isinstance(node, ast.Name):
             if node.id not in UNITS and node.id not in CONSTANTS and node.id not in ("True", "False"):
                 self.names.add(node.id)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == _OLD:
+            if node.keywords or len(node.args) != 1 or not isinstance(node.args[0], ast.Name):
+                raise EquationError(f"{self.where}: {ast.unparse(node)!r}: old() takes one state variable, "
+                                    "e.g. old(a)")
+            self.names.add(node.args[0].id)
+            self.olds.add(node.args[0].id)
         elif isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in _SYMPY_FUNCS:
                 fname = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
@@ -348,9 +365,18 @@ class _Expr:
                 return v
             raise EquationError(f"{self.where}: operator in {ast.unparse(node)!r} is not supported here")
         if isinstance(node, ast.Call):
+            if node.func.id == _OLD:
+                return self._old(node, env)
             return _SYMPY_FUNCS[node.func.id](*[self._sym(a, env) for a in node.args])
         raise EquationError(f"{self.where}: {ast.unparse(node)!r} is not allowed here (comparisons only in "
                             "threshold and refractory conditions)")
+
+    def _old(self, node: ast.Call, names: dict):
+        """old(x): what ``names`` holds under ``"old(x)"`` (given only where the start of the step is known)."""
+        key = f"{_OLD}({node.args[0].id})"
+        if key not in names:  # _analyse refuses old() elsewhere first; this guards the generators
+            raise EquationError(f"{self.where}: {key} cannot be read here (only in the threshold and reset)")
+        return names[key]
 
     # -- code, in the order written -----------------------------------------------------------------------
     def code(self, pool: _Consts, rename: dict[str, str]) -> str:
@@ -378,6 +404,8 @@ class _Expr:
             return f"(-{self._code(node.operand, pool, rename)})" if isinstance(node.op, ast.USub) \
                 else self._code(node.operand, pool, rename)
         if isinstance(node, ast.Call):
+            if node.func.id == _OLD:
+                return self._old(node, rename)
             args = ", ".join(self._code(a, pool, rename) for a in node.args)
             return f"{_CODE_FUNCS[node.func.id]}({args})"
         raise EquationError(f"{self.where}: {ast.unparse(node)!r} is not allowed here")
@@ -736,7 +764,7 @@ class Equations(NeuronModel):
                                     f"subexpression {sorted(e.names & set(subs_lines))[0]!r}")
         ref_cond = _comparison(self.refractory, "refractory", None, None) if isinstance(self.refractory, str) \
             and _is_condition(self.refractory) else None
-        all_names = set(used)
+        all_names, ref_time = set(used), None
         if isinstance(self.refractory, str) and ref_cond is None:  # a time: Brian2's refractory='tau_ref'
             ref_time = _Expr(self.refractory, "refractory")
             if ref_time.names & (set(states) | set(subs_lines)):
@@ -745,6 +773,7 @@ class Equations(NeuronModel):
             all_names |= ref_time.names
         for lhs, _, rhs in [thr] + ([ref_cond] if ref_cond else []):
             all_names |= lhs.names | rhs.names
+        self._check_olds(states, exprs, thr, modes, clamp, ref_cond, ref_time)
         for _, r in modes:
             for _, _, e in r:
                 all_names |= e.names
@@ -778,6 +807,27 @@ class Equations(NeuronModel):
                                     f"({', '.join(states)})")
         return _Analysis(states, order, params, exprs, frozen, inp, inp in states if inp else False, thr, resets,
                          ref_cond, modes=modes, clamp=clamp, discrete=kinds == {"update"})
+
+    def _check_olds(self, states, exprs, thr, modes, clamp, ref_cond, ref_time) -> None:
+        """old(x) is read in the threshold and reset only, of state variables, with the reset in the same step."""
+        elsewhere = list(exprs.values()) + [e for _, _, e in clamp] + ([ref_time] if ref_time else []) + \
+            (list(ref_cond[::2]) if ref_cond else [])
+        for e in elsewhere:
+            if e.olds:
+                name = sorted(e.olds)[0]
+                raise EquationError(f"{e.where}: old({name}) may only be read in the threshold and reset (update "
+                                    f"lines and the refractory clamp read the value the step starts from already: "
+                                    f"write {name})")
+        read = [thr[0], thr[2]] + [e for _, r in modes for _, _, e in r]
+        for e in read:
+            bad = sorted(e.olds - set(states))
+            if bad:
+                raise EquationError(f"{e.where}: old({bad[0]}): old() reads a state variable at the start of the "
+                                    f"step ({', '.join(states)}); {bad[0]!r} is not one")
+        if any(e.olds for e in read) and (self.reset_delay or "reset_delay" in self.options):
+            raise EquationError("old() in the threshold or reset needs the reset in the same step: a reset at the "
+                                "next step tests the threshold on the state the previous step ended in, whose own "
+                                "start is not kept")
 
     @staticmethod
     def _where_used(name, exprs, thr, resets, ref_cond) -> str:
@@ -1235,6 +1285,8 @@ class Equations(NeuronModel):
         a = self._a
         L = []
         rename = dict(states) if states is not None else {s: f"_i_{s}" for s in a.states}
+        if states is None:  # old(x): x as the update read it (the step's own variable, not overwritten)
+            rename.update({f"{_OLD}({s})": s for s in a.states})
         rename.update({p: p for p in a.params})
         rename["not_refractory"] = "_nr"
         if a.input_name and not a.input_is_state:
@@ -1331,6 +1383,8 @@ class Equations(NeuronModel):
         # threshold U and reset as functions of the integrated state
         env = dict(P)
         env.update(Xi)
+        # old(x): x as the update reads it (with an input into x, after its jump)
+        env.update({f"{_OLD}({s})": S[s] + u if a.input_is_state and s == a.input_name else S[s] for s in a.states})
         env["not_refractory"] = sp.Integer(1)
         if a.input_name and not a.input_is_state:
             env[a.input_name] = u
@@ -1358,6 +1412,9 @@ class Equations(NeuronModel):
         spike_weight = (gS + dL_dS) * sg
         g_int = {s: sp.diff(Lsc, Xi[s]) + spike_weight * sp.diff(U, Xi[s]) for s in a.states}
         direct = {p: sp.diff(Lsc, P[p]) + spike_weight * sp.diff(U, P[p]) for p in a.params}
+        # the threshold and reset reading old(x) depend on the state the step starts from directly, besides through
+        # the integrated state (zero without old())
+        direct_old = [sp.diff(Lsc, x) + spike_weight * sp.diff(U, x) for x in X]
         kparams = self._kernel_params()
         body = self._advance(pool, resets, delay, ind)
         pr = _SympyPrinter(pool, names)
@@ -1384,7 +1441,8 @@ class Equations(NeuronModel):
             names.update({v: f"_gi_{k}" for k, v in gi_syms.items()})
             exprs = [gi[s] for s in a.states]
             # chain through the integration map
-            outs_old = [sum(gi_syms[t] * sp.diff(phi[t], x) for t in a.states) for x in X]
+            outs_old = [sum(gi_syms[t] * sp.diff(phi[t], x) for t in a.states) + (d if nr_val == 1 else 0)
+                        for x, d in zip(X, direct_old, strict=True)]
             out_x = sum(gi_syms[t] * sp.diff(phi[t], u) for t in a.states)
             if a.input_is_state:
                 out_x = outs_old[a.states.index(a.input_name)]
