@@ -13,6 +13,8 @@ for toolchain in sinabs rockpool brian2; do
   python scripts/toolchain_venv.py "$toolchain" > /dev/null 2>&1 &
 done
 export NUMBA_NUM_THREADS="${NUMBA_NUM_THREADS:-2}"
-python -m pytest -q tests -m "not cudasim" --durations=30 "$@"
+# Two workers, each test file kept on one worker (module fixtures build once): most of a cold run is numba
+# compiling kernels, one compile per core.
+python -m pytest -q tests -m "not cudasim" -n 2 --dist loadfile --durations=30 "$@"
 NUMBA_ENABLE_CUDASIM=1 python -m pytest -q tests -m cudasim "$@"
 wait

@@ -1,6 +1,6 @@
-"""Neuron models. Izhikevich and AdEx are written as equations (:class:`Equations`, from which their kernels are
-generated); IF, LIF, CubaLIF and ALIF are still hand-written numba scalar functions (see
-:mod:`neuro.models._base`), to be converted the same way.
+"""Neuron models, every one written as equations (:class:`Equations`), from which their CPU, numba.cuda and
+CUDA C kernels and their backward steps are generated: IF, LIF, CubaLIF and ALIF as update equations in the
+order snnTorch and NEST compute them (``x <- expr``), Izhikevich and AdEx as differential equations.
 
 ========== ============================================== ========== ==========
 class      dynamics                                       trainable  NIR node
@@ -13,8 +13,8 @@ Izhikevich quadratic 2-D model (forward Euler)            yes        (none)
 AdEx       adaptive exponential IF (forward Euler)        yes        (none)
 ========== ============================================== ========== ==========
 
-Each module (``neuro.models.lif`` ...) holds its equations or scalar ``step`` (and ``make_backward``), its
-``DYNAMICS`` description for :mod:`neuro.kernels`, and the public class with physical parameters.
+Each module (``neuro.models.lif`` ...) holds its equations, its generated ``DYNAMICS`` description for
+:mod:`neuro.kernels`, and the public class with physical parameters.
 """
 
 from neuro.models._base import Dynamics
