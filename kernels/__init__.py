@@ -56,11 +56,6 @@ def get_backend() -> str:
 #: benchmarks/RESULTS.md, "Training step").
 CHECKPOINT_EVERY = 16
 
-#: float32 sequences shorter than this train on the full-record kernels: at T = 25 (snnTorch's MLP) the lean
-#: backward's recompute made the step 1.74x the no-neuron floor against 1.17x with full records, while at T = 500
-#: the lean path halves the memory and is the faster one (benchmarks/RESULTS.md, "Training step"). 16-bit input
-#: always takes the lean path (only its kernels read the 16-bit bits in place). An explicit ``every`` forces it.
-LEAN_MIN_STEPS = 64
 
 
 def _is_cuda(a) -> bool:

@@ -269,9 +269,8 @@ def neuron_layer(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: tor
     on a float32 copy.
     """
     opts = option_codes(dyn, options)
-    lean = every is not None or x.dtype != torch.float32 or x.shape[0] >= kernels.LEAN_MIN_STEPS
     every = kernels.CHECKPOINT_EVERY if every is None else every
-    if x.device.type == "cpu" and x.dtype in _FORMATS and lean:
+    if x.device.type == "cpu" and x.dtype in _FORMATS:
         spikes, v, final = _NeuronLayer.apply(x, params, init, dyn, opts, sg, dt, want_v, every)
         return spikes, (v if want_v else None), final
     n = x.shape[1]
