@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch_references import AtanSpike
 
 from neuro import kernels
 from neuro.models import ALIF, EquationError, Equations, alif
@@ -127,17 +128,6 @@ def test_gradients_through_old_equal_torch_autograd():
     model = _user_model()
     slope = 2.0
 
-    class Spike(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, u):
-            ctx.save_for_backward(u)
-            return (u > 0).float()
-
-        @staticmethod
-        def backward(ctx, g):
-            (u,) = ctx.saved_tensors
-            return g * (slope / 2) / (1 + (math.pi * slope / 2 * u) ** 2)
-
     torch.manual_seed(3)
     T, n, dt = 60, 5, 0.5
     x = (torch.rand(T, n) * 4.0).requires_grad_()
@@ -155,7 +145,7 @@ def test_gradients_through_old_equal_torch_autograd():
     for t in range(T):
         v_new = v + dt * ((-v + x2[t]) / ps["tau"])
         w_new = w + dt * (-w / ps["tau_w"])
-        s = Spike.apply(v_new - (ps["v_th"] + w))
+        s = AtanSpike.apply(v_new - (ps["v_th"] + w), slope)
         v_new = v_new + s * (ps["k"] * w - v_new)
         w_new = w_new + s * ps["b"]
         v, w = v_new, w_new

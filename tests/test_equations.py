@@ -9,6 +9,7 @@ import nir
 import numpy as np
 import pytest
 import torch
+from torch_references import AtanSpike, discrete_lif
 
 import neuro
 from neuro.models import EquationError, Equations
@@ -174,24 +175,13 @@ def test_refractory_given_as_a_parameter_is_per_neuron():
 def _torch_reference(x, tau_m, a, b, v_th, slope=2.0):
     """The adaptive LIF's Euler step and reset written out in torch, with the atan surrogate."""
 
-    class Spike(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, u):
-            ctx.save_for_backward(u)
-            return (u > 0).float()
-
-        @staticmethod
-        def backward(ctx, g):
-            (u,) = ctx.saved_tensors
-            return g * (slope / 2) / (1 + (math.pi * slope / 2 * u) ** 2)
-
     v = torch.zeros(x.shape[1:])
     w = torch.zeros(x.shape[1:])
     out = []
     for t in range(x.shape[0]):
         v_i = v + 1.0 * ((-v - w + x[t]) / tau_m)
         w_i = w + 1.0 * ((a * v - w) / 20.0)
-        s = Spike.apply(v_i - v_th)
+        s = AtanSpike.apply(v_i - v_th, slope)
         v = v_i + s * (0.0 - v_i)
         w = w_i + s * (w_i + b - w_i)
         out.append(s)
@@ -230,22 +220,11 @@ def test_exact_model_gradient_reaches_tau_through_the_propagator():
     (layer(x) * w_out).sum().backward()
     tau = torch.tensor(5.0, dtype=torch.float64, requires_grad=True)
 
-    class Spike(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, u):
-            ctx.save_for_backward(u)
-            return (u > 0).to(u.dtype)
-
-        @staticmethod
-        def backward(ctx, g):
-            (u,) = ctx.saved_tensors
-            return g * 1.0 / (1 + (math.pi * u) ** 2)
-
     decay = torch.exp(-1.0 / tau)  # exact: v <- v decay + (1 - decay) I
     v, loss = torch.zeros(2, 5, dtype=torch.float64), 0
     for t in range(30):
         v = v * decay + (1 - decay) * x[t].double()
-        s = Spike.apply(v - 0.5)
+        s = AtanSpike.apply(v - 0.5)
         v = v * (1 - s)
         loss = loss + (s * w_out[t].double()).sum()
     loss.backward()
@@ -464,41 +443,6 @@ def test_refractory_timing_of_an_update_model_brian2_and_nest():
     assert set(np.diff(np.nonzero(brian)[0])) == {3} and set(np.diff(np.nonzero(nest)[0])) == {4}
 
 
-def _torch_discrete(x, beta, v_th, v_reset, mode, delay, slope=2.0):
-    """The update in torch with an atan-surrogate spike: the earlier spike in a next-step reset is detached
-    (snnTorch), the same-step reset carries the surrogate gradient."""
-
-    class Spike(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, u):
-            ctx.save_for_backward(u)
-            return (u > 0).float()
-
-        @staticmethod
-        def backward(ctx, g):
-            (u,) = ctx.saved_tensors
-            return g * (slope / 2) / (1 + (math.pi * slope / 2 * u) ** 2)
-
-    v = torch.zeros(x.shape[1])
-    out, vs = [], []
-    for t in range(x.shape[0]):
-        fired = (v > v_th).float().detach() if delay else torch.zeros_like(v)
-        start = fired * v_reset + (1 - fired) * v if mode == "to_value" else v
-        v_new = beta * start + x[t]
-        if mode == "subtract":
-            v_new = v_new - fired * v_th
-        s = Spike.apply(v_new - v_th)
-        if not delay:
-            if mode == "subtract":
-                v_new = v_new - s * v_th
-            elif mode == "to_value":
-                v_new = v_new + s * (v_reset - v_new)
-        v = v_new
-        out.append(s)
-        vs.append(v)
-    return torch.stack(out), torch.stack(vs)
-
-
 @pytest.mark.parametrize("delay", [False, True])
 @pytest.mark.parametrize("mode", ["subtract", "to_value"])
 def test_update_model_gradients_equal_torch_autograd(mode, delay):
@@ -517,7 +461,7 @@ def test_update_model_gradients_equal_torch_autograd(mode, delay):
     ((spikes * w_s).sum() + (states[:, 0] * w_v).sum()).backward()
     ps = {k: torch.tensor(values[k], requires_grad=True) for k in ("beta", "v_th", "v_reset")}
     x2 = x.detach().clone().requires_grad_()
-    s_ref, v_ref = _torch_discrete(x2, ps["beta"], ps["v_th"], ps["v_reset"], mode, delay)
+    s_ref, v_ref = discrete_lif(x2, ps["beta"], ps["v_th"], ps["v_reset"], mode, delay)
     ((s_ref * w_s).sum() + (v_ref * w_v).sum()).backward()
     assert torch.equal(spikes, s_ref) and spikes.sum() > 10
     assert (x.grad - x2.grad).abs().max() <= 1e-5 * x2.grad.abs().max()

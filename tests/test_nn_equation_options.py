@@ -2,10 +2,9 @@
 (``options=("reset_mode", "reset_delay")``) trains with the reset and timing it chose, checked against the
 same discrete update written here in plain torch (forward bit for bit, gradients to float32 rounding)."""
 
-import math
-
 import pytest
 import torch
+from torch_references import discrete_lif
 
 from neuro.models import Equations
 from neuro.nn import Neuron
@@ -16,42 +15,6 @@ RESETS = {"subtract": "v -= v_th", "to_value": "v = v_reset", "none": ""}
 def _model(mode, delay):
     return Equations("v <- beta*v + I : volt", threshold="v > v_th", reset=RESETS, reset_mode=mode,
                      reset_delay=delay, options=("reset_mode", "reset_delay"), beta=0.8, v_th=1.0, v_reset=-0.2)
-
-
-def _torch_reference(x, beta, v_th, v_reset, mode, delay, slope=2.0):
-    """``v = beta v + x``, spike when ``v > v_th`` (atan surrogate, snnTorch's alpha = 2). Next-step reset
-    (``delay``): the previous step's spike, detached, subtracts ``v_th`` after the update or restarts the step
-    from ``v_reset``; same-step reset: applied to the new ``v`` with the surrogate gradient through it."""
-
-    class Spike(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, u):
-            ctx.save_for_backward(u)
-            return (u > 0).float()
-
-        @staticmethod
-        def backward(ctx, g):
-            (u,) = ctx.saved_tensors
-            return g * (slope / 2) / (1 + (math.pi * slope / 2 * u) ** 2)
-
-    v = torch.zeros(x.shape[1:])
-    spikes, vs = [], []
-    for t in range(x.shape[0]):
-        fired = (v > v_th).float().detach() if delay else torch.zeros_like(v)
-        start = fired * v_reset + (1 - fired) * v if mode == "to_value" else v
-        v_new = beta * start + x[t]
-        if mode == "subtract":
-            v_new = v_new - fired * v_th
-        s = Spike.apply(v_new - v_th)
-        if not delay:
-            if mode == "subtract":
-                v_new = v_new - s * v_th
-            elif mode == "to_value":  # v = v_reset exactly; gradients of v_new + s (v_reset - v_new)
-                v_new = torch.where(s > 0, v_reset, v_new) + (s - s.detach()) * (v_reset - v_new).detach()
-        v = v_new
-        spikes.append(s)
-        vs.append(v)
-    return torch.stack(spikes), torch.stack(vs)
 
 
 @pytest.mark.parametrize("delay", [False, True])
@@ -67,7 +30,7 @@ def test_neuron_trains_a_user_model_with_its_chosen_reset(mode, delay):
 
     x2 = x.detach().clone().requires_grad_()
     beta, v_th = torch.tensor(0.8, requires_grad=True), torch.tensor(1.0, requires_grad=True)
-    s_ref, v_ref = _torch_reference(x2, beta, v_th, torch.tensor(-0.2), mode, delay)
+    s_ref, v_ref = discrete_lif(x2, beta, v_th, torch.tensor(-0.2), mode, delay)
     ((s_ref * w_s).sum() + (v_ref * w_v).sum()).backward()
 
     assert spikes.sum() > 20
