@@ -2,9 +2,11 @@
 
 DDP averages the gradients of the ranks. With a loss that is a mean over the batch and equal shards, the
 average of the two shards' gradients is the gradient of the whole batch:
-``grad (L0 + L1) / 2 = grad L(batch)``. So after one step every rank must hold the gradients, and after an SGD
-step the parameters, of one process trained on the concatenated batch, neuron parameters (learnable beta,
-alpha, threshold) included. The reference is computed here, in this process, without torch.distributed.
+``grad (L0 + L1) / 2 = grad L(batch)``. So after one step every rank must hold exactly the mean of the two shards'
+gradients, and after an SGD step the parameters that mean gives, neuron parameters (learnable beta, alpha,
+threshold) included; and that mean must equal the gradient of one process trained on the concatenated batch, up to
+the order of the batch sum. The references are computed here, in this process, without torch.distributed, with
+torch on one thread as in the workers (torch's conv backward sums in a thread-dependent order).
 
 This file is also the worker: ``python -m torch.distributed.run --standalone --nproc-per-node 2
 tests/test_ddp.py OUT_DIR`` writes ``OUT_DIR/<model>_rank<r>.pt`` (gradients and parameters after the step).
