@@ -12,9 +12,11 @@ graphs) and turn the outcomes that are not plain exceptions into exceptions to j
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,8 +41,16 @@ class CliFailure(Exception):
     """A well-formed CLI failure: message 'exit <code>: <the error line>'."""
 
 
+_TMP_ROOT: list[str] = []
+
+
 def _tmp() -> Path:
-    return Path(tempfile.mkdtemp(prefix="neuro-hostile-"))
+    """A fresh directory under one per-process root that is removed when the process exits (the cases build
+    hundreds of small files; none is left in the system temp folder)."""
+    if not _TMP_ROOT:
+        _TMP_ROOT.append(tempfile.mkdtemp(prefix="neuro-hostile-"))
+        atexit.register(shutil.rmtree, _TMP_ROOT[0], ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=_TMP_ROOT[0]))
 
 
 # ---------------------------------------------------------------------------------------------- graphs
