@@ -13,7 +13,6 @@ from torch_references import AtanSpike
 
 from neuro import kernels
 from neuro.models import ALIF, EquationError, Equations, alif
-from neuro.models.alif import DiscreteALIF
 
 f32 = np.float32
 
@@ -77,7 +76,7 @@ def test_alif_model_and_its_discrete_form():
     np.testing.assert_array_equal(res.states["a"], rec_ref[:, 1])
     # the time-step form: per-step parameters given directly, dt plays no part
     d = ALIF.discrete(beta=0.8, threshold=0.9, adapt_decay=0.7, adapt_gain=0.3)
-    assert isinstance(d, DiscreteALIF) and isinstance(d, ALIF) and d.reset == "subtract"
+    assert type(d) is ALIF and d.integration == "discrete" and d.reset == "subtract"
     assert d.kernel_params(1.0)["decay"].item() == f32(0.8) and d.kernel_params(0.1)["gain"].item() == 1.0
     xd = np.random.default_rng(3).normal(0.4, 0.5, (100, 6)).astype(f32)
     pd = {k: np.broadcast_to(v, (6,)).astype(f32) for k, v in d.kernel_params(0.1).items()}
@@ -89,7 +88,33 @@ def test_alif_model_and_its_discrete_form():
     with pytest.raises(ValueError, match=r"beta must lie in \[0, 1\]"):
         ALIF.discrete(beta=1.5)
     with pytest.raises(ValueError, match=r"adapt_decay must lie in \[0, 1\]"):
-        DiscreteALIF(adapt_decay=-0.1)
+        ALIF.discrete(adapt_decay=-0.1)
+    with pytest.raises(ValueError, match="integration='discrete' takes adapt_decay"):
+        ALIF(integration="discrete", beta=0.9)
+    with pytest.raises(ValueError, match="adapt_decay is the per-step factor of integration='discrete'"):
+        ALIF(adapt_decay=0.9)
+
+
+def test_alif_euler_form():
+    """integration="euler": forward-Euler decays ``1 - dt/tau`` for the membrane and the adaptation, input gain
+    ``R dt/tau_m``; the run equals the NumPy step with those numbers."""
+    dt, tau_m, cm, tau_adapt = 0.5, 10.0, 2.0, 40.0
+    cell = ALIF(tau_m=tau_m, cm=cm, tau_adapt=tau_adapt, adapt_gain=2.0, tau_refrac=1.0, integration="euler")
+    p = cell.kernel_params(dt)
+    np.testing.assert_allclose(p["decay"], 1 - dt / tau_m, rtol=1e-7)
+    np.testing.assert_allclose(p["gain"], (tau_m / cm) * dt / tau_m, rtol=1e-7)
+    np.testing.assert_allclose(p["adapt_decay"], 1 - dt / tau_adapt, rtol=1e-7)
+    assert p["t_ref"].item() == 2.0
+    x = np.random.default_rng(4).uniform(2.0, 8.0, (300, 4)).astype(f32)
+    res = cell.simulate(x, dt=dt)
+    full = {k: np.broadcast_to(v, (4,)).astype(f32) for k, v in p.items()}
+    s_ref, rec_ref = _numpy_alif(x, full, np.full(4, f32(-65.0)), np.zeros(4, f32), np.zeros(4, f32), "to_value")
+    assert s_ref.sum() > 10
+    np.testing.assert_array_equal(res.spikes, s_ref)
+    np.testing.assert_array_equal(res.v, rec_ref[:, 0])
+    np.testing.assert_array_equal(res.states["a"], rec_ref[:, 1])
+    with pytest.raises(ValueError, match="integration must be"):
+        ALIF(integration="rk4")
 
 
 def _user_model():

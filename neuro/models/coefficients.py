@@ -14,9 +14,9 @@ propagator's entry from ``I`` to ``v`` over one step, per unit ``r``::
 
 A model's ``integration`` picks the form (:data:`FORMS`): ``"exact"`` and ``"euler"`` integrate time constants;
 ``"discrete"`` is the discrete-time form of snnTorch (``Leaky``, ``Synaptic``), whose per-step factors
-(``beta``, ``alpha``) are the parameters themselves. :func:`lif` and :func:`cuba_lif` give every coefficient
-of the built-in models' updates for each form; ``neuro.sim``, NIR import and export, the NEST and chip
-emitters read them from here.
+(``beta``, ``alpha``, ALIF's ``adapt_decay``) are the parameters themselves. :func:`lif`, :func:`alif` and
+:func:`cuba_lif` give every coefficient of the built-in models' updates for each form; ``neuro.sim``, NIR import
+and export, the NEST and chip emitters read them from here.
 
 Arguments are NumPy arrays (or floats); results are float64 arrays, rounded to float32 only where the kernels
 take them.
@@ -100,6 +100,23 @@ def lif(dt: float, integration: str = "exact", *, tau=None, r=None, beta=None) -
         return _factor("beta", beta), np.ones(1)
     d = decay(tau, dt, integration)
     return d, _leak_gain(np.asarray(r, np.float64), d)
+
+
+def alif(dt: float, integration: str = "exact", *, tau=None, r=None, tau_adapt=None, beta=None,
+         adapt_decay=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(decay, gain, adapt_decay)`` of the ALIF update (:mod:`neuro.models.alif`): the membrane's ``(decay,
+    gain)`` from :func:`lif`, and the adaptation's decay per step, :func:`decay` of ``tau_adapt`` (exact, euler)
+    or ``adapt_decay`` as given (discrete).
+
+    Example:
+        >>> from neuro.models import coefficients
+        >>> [float(c.squeeze()) for c in coefficients.alif(1.0, "euler", tau=10.0, r=1.0, tau_adapt=4.0)]
+        [0.9, 0.09999999999999998, 0.75]
+    """
+    d, g = lif(dt, integration, tau=tau, r=r, beta=beta)
+    if integration == "discrete":
+        return d, g, _factor("adapt_decay", adapt_decay)
+    return d, g, decay(tau_adapt, dt, integration)
 
 
 def cuba_lif(dt: float, integration: str = "exact", *, tau_syn=None, tau_mem=None, r=None, w_in=None, alpha=None,
