@@ -4,7 +4,9 @@ Izhikevich, AdEx, LIF and IF (LIF's kernels), CubaLIF and ALIF became :class:`ne
 (their kernels generated from the equations). The hand-written scalar steps they had before are kept below, only as
 the speed and spike reference: both run through the same multi-step CPU kernel factory on the same input,
 interleaved, and the script reports throughput (neuron updates per second), their ratio, whether the spikes are
-identical and the largest membrane difference. Cases:
+identical and the largest membrane difference. Forward cases also report the paired ratio (median over rounds of
+the two times measured in the same round) and, with ``--control``, the same for the hand-written kernel run twice
+(the harness's own scatter: a difference no larger than that is noise). Cases:
 
 * ``izhikevich``, ``adex``: ``--neurons`` x ``--steps`` (default 200,000 x 200);
 * ``lif_roofline``: the workload of ``benchmarks/kernel_roofline.py`` (``LIF.discrete(0.9, 1.0)``, snnTorch's
@@ -26,6 +28,7 @@ identical and the largest membrane difference. Cases:
 Last line: one JSON object.
 
     python benchmarks/equation_models.py [--cases a,b] [--neurons N] [--steps T] [--threads K] [--repeats R]
+                                         [--control]
 """
 
 from __future__ import annotations
@@ -213,14 +216,17 @@ def forward_case(name: str, args, rng) -> dict:
     model, dt, x = _case(name, args.neurons, args.steps, rng)
     n, T = x.shape[1], x.shape[0]
     runs = {"equations": model.dynamics, "hand-written": _hand(name)}
+    if args.control:  # A/A: the same hand-written kernel once more, on its own arrays: the harness's own scatter
+        runs["control"] = runs["hand-written"]
     # packed by name for each: the hand-written steps may take their parameters in another order
     params = {k: kernels.pack_params(dyn, model.kernel_params(dt), n) for k, dyn in runs.items()}
     opts = kernels.pack_options(model.dynamics, model.kernel_options())
     init = {k: kernels.pack_state(dyn, model.initial_state(n), n) for k, dyn in runs.items()}
     times = {k: [] for k in runs}
     spikes, states = {}, {}
-    for rep in range(args.repeats + 1):  # the first round compiles; the order alternates between rounds
-        for label, dyn in list(runs.items())[::1 if rep % 2 else -1]:
+    for rep in range(args.repeats + 1):  # the first round compiles; the order changes between rounds
+        for label in _order(list(runs), rep):
+            dyn = runs[label]
             state = init[label].copy()
             out = np.empty_like(x)
             t0 = time.perf_counter()
@@ -235,15 +241,36 @@ def forward_case(name: str, args, rng) -> dict:
         "neurons": n, "steps": T,
         "G_updates_per_s": {k: round(v, 3) for k, v in ups.items()},
         "equations_time_ratio": round(med["equations"] / med["hand-written"], 3),
+        "equations_time_ratio_paired": _paired(times, "equations"),
         "identical_spikes": bool(diff.size == 0),
         "first_differing_step": int(diff[0]) if diff.size else None,
         "max_abs_dstate_final": float(np.max(np.abs(states["equations"] - states["hand-written"]))),
         "spikes": int(spikes["equations"].sum()),
     }
+    control = ""
+    if args.control:
+        res["control_time_ratio_paired"] = _paired(times, "control")
+        control = f", control (hand-written again) {res['control_time_ratio_paired']}"
     print(f"{name:>13}: equations {ups['equations']:.3f} G updates/s, hand-written {ups['hand-written']:.3f}; "
-          f"time ratio {res['equations_time_ratio']}, identical spikes {res['identical_spikes']}, "
-          f"max |d state| {res['max_abs_dstate_final']:.3g}", flush=True)
+          f"time ratio {res['equations_time_ratio']} (paired {res['equations_time_ratio_paired']}{control}), "
+          f"identical spikes {res['identical_spikes']}, max |d state| {res['max_abs_dstate_final']:.3g}", flush=True)
     return res
+
+
+def _order(labels: list[str], rep: int) -> list[str]:
+    """Run order of round ``rep``: two runs alternate; three rotate, the rotation reversed every other cycle, so
+    each run is first, middle and last, and follows each other run, equally often."""
+    if len(labels) == 2:
+        return labels[::1 if rep % 2 else -1]
+    k = rep % len(labels)
+    order = labels[k:] + labels[:k]
+    return order[::-1] if (rep // len(labels)) % 2 else order
+
+
+def _paired(times: dict[str, list[float]], label: str) -> float:
+    """Median over rounds of ``label``'s time / the hand-written time in the same round: a load change between
+    rounds (this machine's throughput varies 3x within minutes) cancels, unlike in the ratio of the medians."""
+    return round(float(np.median(np.asarray(times[label]) / np.asarray(times["hand-written"]))), 3)
 
 
 def _mlp(kind: str):
@@ -318,6 +345,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--threads", type=int, default=min(2, numba.config.NUMBA_NUM_THREADS))
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--control", action="store_true",
+                    help="forward cases: also run the hand-written kernel a second time (A/A), reporting its paired "
+                         "time ratio to the first: the scatter the harness itself shows on this machine")
     args = ap.parse_args()
     numba.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
