@@ -176,9 +176,8 @@ class Loihi2(Target):
             tau = full(n.tau)
             rep.notes.append(f"{layer.neuron_name}: LI readout emitted as CUBA neurons that never fire")
             rate = coefficients.euler_rate(tau, dt)
-            # dt r in the dtype of n.r (float32 from NIR) as this readout has always been emitted; the other
-            # branches use float64 (coefficients.input_gain). Kept so emitted weights stay the same.
-            return full(dt * np.asarray(n.r) / tau), None, full(rate * np.asarray(n.v_leak)), 4096, \
+            gain = coefficients.input_gain(full(n.r), tau, dt, "euler")
+            return gain, None, full(rate * np.asarray(n.v_leak)), 4096, \
                 self._collapse(layer, "vDecay", rate, rep), "li"
         if isinstance(n, nir.CubaLIF):
             ts, tm = full(n.tau_syn), full(n.tau_mem)

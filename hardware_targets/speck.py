@@ -64,6 +64,7 @@ import numpy as np
 
 from neuro.hardware_targets._layers import chain, fold_scales
 from neuro.hardware_targets._target import FitReport, Target, Violation
+from neuro.models import coefficients
 
 KERNEL_MEM_KI = [16, 16, 16, 32, 32, 64, 64, 16, 16]
 NEURON_MEM_KI = [64, 64, 64, 32, 32, 16, 16, 16, 16]
@@ -253,7 +254,7 @@ class Speck(Target):
                 thr = np.broadcast_to(np.asarray(layer.neuron.v_threshold, np.float64), layer.out_shape)
                 r = np.broadcast_to(np.asarray(layer.neuron.r, np.float64), layer.out_shape)
                 per_c = thr.reshape(thr.shape[0], -1)
-                gain = r.reshape(r.shape[0], -1) * dt
+                gain = coefficients.integrator_gain(r.reshape(r.shape[0], -1), dt)
                 if not (np.allclose(per_c, per_c[:, :1], rtol=1e-6) and np.allclose(gain, gain[:, :1], rtol=1e-6)):
                     raise ValueError(f"{layer.name}: thresholds or r differ within a channel; DynapCNN has one "
                                      "threshold a layer and only per-channel values fold into the weights")

@@ -134,7 +134,9 @@ class SpiNNaker(Target):
                 v_rest = float(np.median(neuron.v_leak)) if neuron is not None and hasattr(neuron, "v_leak") else 0.0
                 cell = (f"sim.IF_curr_delta(tau_m={tau_ms!r}, cm=1.0, v_rest={v_rest!r}, v_reset={v_reset!r}, "
                         f"v_thresh={thr!r}, tau_refrac=0.0)")
-                scale = r * self.dt / tau if math.isfinite(tau) else r * self.dt  # mV per unit input
+                # mV per unit input: the Euler input gain (IF: r dt)
+                scale = float(coefficients.input_gain(r, tau, self.dt, "euler") if math.isfinite(tau)
+                              else coefficients.integrator_gain(r, self.dt))
             if layer.kind == "dense":
                 post, pre = np.nonzero(layer.weight)
                 w = layer.weight[post, pre] * scale

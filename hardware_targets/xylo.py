@@ -141,19 +141,25 @@ class Xylo(Target):
             neuron, n = ly.neuron, ly.weight.shape[0]
             full = lambda v, n=n: np.broadcast_to(np.asarray(v, np.float64).reshape(-1), (n,))  # noqa: E731
             if isinstance(neuron, nir.CubaLIF):
-                a = coefficients.decay(full(neuron.tau_syn), dt, "euler")
-                b = coefficients.decay(full(neuron.tau_mem), dt, "euler")
-                gain = full(neuron.r) * dt / full(neuron.tau_mem) * full(neuron.w_in) * dt / full(neuron.tau_syn) / a
-                dash_syn = np.round(-np.log2(np.clip(1 - a, 2.0 ** -DASH_MAX, 1)))
-            elif isinstance(neuron, nir.LIF | nir.IF):
-                tau = full(neuron.tau) if isinstance(neuron, nir.LIF) else np.full(n, np.inf)
-                b = coefficients.decay(tau, dt, "euler")
-                gain = full(neuron.r) * dt / (tau if isinstance(neuron, nir.LIF) else 1.0)
+                tau_syn, tau = full(neuron.tau_syn), full(neuron.tau_mem)
+                c = coefficients.cuba_lif(dt, "euler", tau_syn=tau_syn, tau_mem=tau, r=full(neuron.r),
+                                          w_in=full(neuron.w_in))
+                gain = c["i_new"] * c["syn_gain"] / c["syn_decay"]
+                dash_syn = np.round(-np.log2(np.clip(coefficients.euler_rate(tau_syn, dt), 2.0 ** -DASH_MAX, 1)))
+            elif isinstance(neuron, nir.LIF):
+                tau = full(neuron.tau)
+                gain = coefficients.input_gain(full(neuron.r), tau, dt, "euler")
+                dash_syn = np.ones(n)
+            elif isinstance(neuron, nir.IF):
+                tau = np.full(n, np.inf)  # no leak: the slowest decay the chip has
+                gain = coefficients.integrator_gain(full(neuron.r), dt)
                 dash_syn = np.ones(n)
             else:
                 raise ValueError(f"{ly.name}: needs a LIF/CubaLIF neuron on Xylo, got "
                                  f"{type(neuron).__name__ if neuron is not None else 'none'}")
-            dash_mem = np.clip(np.round(-np.log2(np.clip(1 - b, 2.0 ** -DASH_MAX, 1))), 1, DASH_MAX)
+            # the bit-shift decay v -= v >> dash removes 2**-dash of v a step: forward Euler's dt/tau
+            dash_mem = np.clip(np.round(-np.log2(np.clip(coefficients.euler_rate(tau, dt), 2.0 ** -DASH_MAX, 1))), 1,
+                               DASH_MAX)
             dash_syn = np.clip(dash_syn, 1, DASH_MAX)
             w = ly.weight.astype(np.float64).reshape(n, -1) * gain[:, None]
             bias = ly.bias.astype(np.float64) * gain
@@ -163,8 +169,8 @@ class Xylo(Target):
             name = ly.name.replace(".", "_")
             nodes[name] = nir.Affine(weight=w_int, bias=b_int) if np.any(b_int) else nir.Linear(weight=w_int)
             edges.append((prev, name))
-            tau_mem = (-dt / np.log1p(-(2.0 ** -dash_mem))).astype(np.float32)
-            tau_syn = (-dt / np.log1p(-(2.0 ** -dash_syn))).astype(np.float32)
+            tau_mem = coefficients.exact_tau_of_rate(2.0 ** -dash_mem, dt).astype(np.float32)
+            tau_syn = coefficients.exact_tau_of_rate(2.0 ** -dash_syn, dt).astype(np.float32)
             nname = (ly.neuron_name or name + "_lif").replace(".", "_")
             nodes[nname] = nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=(tau_mem / np.float32(dt) - 1),
                                        v_leak=np.zeros(n, np.float32), v_threshold=thr,
@@ -224,7 +230,8 @@ def _rockpool_lif(node: nir.CubaLIF, x):
     tau_syn = torch.from_numpy(np.asarray(node.tau_syn, np.float32).copy())
     r = torch.from_numpy(np.asarray(node.r, np.float32).copy())
     dt = torch.min(torch.as_tensor(tau_mem / (1 + r))).item()
-    alpha, beta = torch.exp(-dt / tau_mem), torch.exp(-dt / tau_syn)
+    # Rockpool's float32 torch decays (alpha the membrane's, beta the current's)
+    alpha, beta = (torch.from_numpy(coefficients.exact_decay_float32(t, dt)) for t in (tau_mem, tau_syn))
     thr = torch.from_numpy(np.asarray(node.v_threshold, np.float32).copy())
     bias = torch.from_numpy(np.asarray(node.v_leak, np.float32).copy())
     v = torch.zeros_like(x[0])
@@ -264,7 +271,7 @@ def _xylosim_reference(order, x: np.ndarray) -> np.ndarray:
 
     def params(node):
         dt = float(np.min(np.asarray(node.tau_mem, np.float64) / (1 + np.asarray(node.r, np.float64))))
-        dash = lambda tau: np.round(-np.log2(1 - np.exp(-dt / np.asarray(tau, np.float64)))).astype(np.int64)  # noqa: E731
+        dash = lambda tau: np.round(-np.log2(1 - coefficients.decay(tau, dt))).astype(np.int64)  # noqa: E731
         return dash(node.tau_syn), dash(node.tau_mem), np.asarray(node.v_threshold).astype(np.int64)
 
     (ds_h, dm_h, th_h), (ds_o, dm_o, th_o) = params(lifs[0]), params(lifs[1])

@@ -154,23 +154,6 @@ def get(name: str | Convention) -> Convention:
         raise ValueError(f"unknown NIR convention {name!r}; known: {', '.join(CONVENTIONS)}") from None
 
 
-def exact_coefficients(tau, r, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """``decay = exp(-dt/tau)`` and ``gain = r (1 - decay)`` in float32, computed as Sinabs computes them
-    (``torch.exp(-dt / tau)`` on float32 tensors, then ``1 - decay`` of the float32 decay).
-
-    Example:
-        >>> import numpy as np
-        >>> from neuro.io.conventions import exact_coefficients
-        >>> decay, gain = exact_coefficients(np.array([5.0]), np.array([1.0]), 1.0)
-        >>> bool(decay[0] + gain[0] == 1)
-        True
-    """
-    tau32 = torch.as_tensor(np.asarray(tau, np.float32))
-    decay = torch.exp(-float(dt) / tau32).numpy().astype(np.float32)
-    gain = (np.asarray(r, np.float64) * (1.0 - decay.astype(np.float64))).astype(np.float32)
-    return decay, gain
-
-
 class MultiSpike(nn.Module):
     """Sinabs' integrate-and-fire / LIF with ``MultiSpike`` output, one step per input step::
 

@@ -11,7 +11,8 @@ exporter assumes, at the time step ``dt`` (default 1e-4, snnTorch's)::
 
 What NIR cannot say (subtractive reset, reset timing, spikes that carry the threshold) goes into the
 graph's metadata under ``neuro.*`` and :func:`neuro.io.from_nir` reads it back. The inverses are
-:func:`neuro.models.coefficients.euler_tau` and :func:`~neuro.models.coefficients.euler_resistance`.
+:func:`neuro.models.coefficients.euler_tau`, :func:`~neuro.models.coefficients.euler_resistance` and
+:func:`~neuro.models.coefficients.integrator_resistance`.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def _li_node(module, p, dt):
 
 
 def _if_node(module, p, dt):
-    return nir.IF(r=p["gain"] / dt, v_threshold=p["threshold"], v_reset=p["v_reset"])
+    return nir.IF(r=coefficients.integrator_resistance(p["gain"], dt), v_threshold=p["threshold"],
+                  v_reset=p["v_reset"])
 
 
 def _lif_node(module, p, dt):

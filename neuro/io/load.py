@@ -4,8 +4,8 @@ time-major ``torch.nn.Module`` built from :mod:`neuro.nn` layers.
 NIR is continuous-time; the time step is an argument. By default each neuron ODE is discretised with
 forward Euler at ``dt``, the convention the other frameworks' exporters assume, so their files reproduce
 their outputs (``decay = 1 - dt/tau``, ``gain = r dt/tau``); ``integration="exact"`` uses
-``decay = exp(-dt/tau)`` (coefficients from :mod:`neuro.models.coefficients`, except the float32 order Sinabs
-computes its exact LIF in, :func:`neuro.io.conventions.exact_coefficients`). Reset, its timing and the
+``decay = exp(-dt/tau)`` (every coefficient from :mod:`neuro.models.coefficients`; LIF's exact one in the float32
+order Sinabs computes it in, :func:`~neuro.models.coefficients.exact_lif_float32`). Reset, its timing and the
 threshold test come from the named ``convention`` (:mod:`neuro.io.conventions`).
 
 Files and graphs from elsewhere are data, checked in full before anything is built (:func:`check_graph`):
@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 import neuro.nn as snn
-from neuro.io.conventions import Convention, MultiSpike, exact_coefficients
+from neuro.io.conventions import Convention, MultiSpike
 from neuro.io.conventions import get as get_convention
 from neuro.models import coefficients
 
@@ -601,7 +601,7 @@ def _lif(name, node, ctx):
     reset, delay = _reset(name, ctx)
     tau = _tau(node.tau, ctx)
     if ctx.integration == "exact":  # float32 as Sinabs computes it: a = exp(-dt/tau), gain = r (1 - a)
-        decay, gain = exact_coefficients(tau, node.r, ctx.dt)
+        decay, gain = coefficients.exact_lif_float32(tau, node.r, ctx.dt)
     else:
         decay, gain = _decay(tau, ctx.dt, ctx.integration), coefficients.input_gain(node.r, tau, ctx.dt, "euler")
     if ctx.conv.multi_spike:

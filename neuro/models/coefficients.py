@@ -18,8 +18,15 @@ A model's ``integration`` picks the form (:data:`FORMS`): ``"exact"`` and ``"eul
 :func:`cuba_lif` give every coefficient of the built-in models' updates for each form; ``neuro.sim``, NIR import
 and export, the NEST and chip emitters read them from here.
 
+Each formula is written once: the Euler gain is :func:`input_gain`'s ``r dt/tau`` everywhere (the models, NIR
+import, the Loihi 2, Xylo and SpiNNaker emitters). The one second form kept is float32 arithmetic other tools use,
+:func:`exact_decay_float32` and :func:`exact_lif_float32` (Sinabs' exact LIF, Rockpool's decays), which their
+spikes are matched against bit for bit. The inverses (NIR export, the NEST and chip emitters) are here too:
+:func:`euler_tau`, :func:`exact_tau`, :func:`exact_tau_of_euler`, :func:`exact_tau_of_rate`,
+:func:`euler_resistance`, :func:`integrator_resistance`, :func:`exact_capacitance`.
+
 Arguments are NumPy arrays (or floats); results are float64 arrays, rounded to float32 only where the kernels
-take them.
+take them (the float32 forms excepted).
 
 Example:
     >>> from neuro.models import coefficients
@@ -54,6 +61,49 @@ def decay(tau, dt: float, integration: str = "exact") -> np.ndarray:
     raise ValueError(f"integration must be one of {INTEGRATIONS}, got {integration!r}")
 
 
+def exact_decay_float32(tau, dt: float) -> np.ndarray:
+    """``exp(-dt/tau)`` as float32 torch computes it: ``torch.exp(-dt / tau)`` on a float32 tensor of ``tau``,
+    a float32 array.
+
+    Why a second exact decay: :func:`decay` computes in float64 and the kernels round once to float32; here
+    ``tau``, the quotient and the exponential are each rounded to float32, which can differ in the last bit.
+    Sinabs (whose exact LIF :func:`exact_lif_float32` reproduces for NIR import) and Rockpool's ``LIFTorch``
+    (the Xylo target's float simulation) compute their decays this way, and their spikes are matched exactly.
+
+    Example:
+        >>> from neuro.models import coefficients
+        >>> coefficients.exact_decay_float32([10.0], 1.0)
+        array([0.9048374], dtype=float32)
+    """
+    import torch  # only these float32 paths need it
+
+    tau32 = torch.as_tensor(np.asarray(tau, np.float32))
+    return torch.exp(-float(dt) / tau32).numpy().astype(np.float32)
+
+
+def exact_lif_float32(tau, r, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(decay, gain)`` of the exact LIF in float32 as Sinabs computes them: ``decay`` from
+    :func:`exact_decay_float32`, ``gain = r (1 - decay)`` of that float32 decay (rounded to float32). NIR import
+    of LIF nodes with ``integration="exact"`` uses it, so Sinabs files replay spike for spike.
+
+    Example:
+        >>> import numpy as np
+        >>> from neuro.models import coefficients
+        >>> decay, gain = coefficients.exact_lif_float32(np.array([5.0]), np.array([1.0]), 1.0)
+        >>> bool(decay[0] + gain[0] == 1)
+        True
+    """
+    d = exact_decay_float32(tau, dt)
+    return d, _leak_gain(np.asarray(r, np.float64), d.astype(np.float64)).astype(np.float32)
+
+
+def exact_capacitance(gain, tau, dt: float) -> np.ndarray:
+    """The capacitance ``C`` whose exact LIF input gain per step, ``(tau/C) (1 - exp(-dt/tau))``, is ``gain``
+    (``expm1`` keeps ``1 - exp(-dt/tau)`` accurate for ``dt << tau``); the NEST export writes a membrane given
+    by its per-step ``(decay, gain)`` this way."""
+    return tau * -np.expm1(-dt / tau) / gain
+
+
 def input_gain(r, tau, dt: float, integration: str = "exact") -> np.ndarray:
     """Membrane change per step from a unit input held over the step: ``r (1 - decay)`` (exact) or
     ``r dt / tau`` (forward Euler, NIR's reading)."""
@@ -67,6 +117,11 @@ def integrator_gain(r, dt: float):
     """``r dt``: the input gain per step of ``dv/dt = r I`` (IF, no leak; exact and Euler agree). The dtype of
     ``r`` is kept (NIR's float32 arrays stay float32)."""
     return r * dt
+
+
+def integrator_resistance(gain, dt: float):
+    """The ``r`` whose integrator gain ``r dt`` is ``gain`` (NIR export of IF); dtypes kept (float32 stays)."""
+    return gain / dt
 
 
 def euler_resistance(gain, tau, dt: float):
@@ -87,9 +142,8 @@ def _factor(name: str, value) -> np.ndarray:
 def lif(dt: float, integration: str = "exact", *, tau=None, r=None, beta=None) -> tuple[np.ndarray, np.ndarray]:
     """``(decay, gain)`` of the LIF update ``v <- v_leak + decay (v - v_leak) + gain x``.
 
-    exact: ``exp(-dt/tau), r (1 - decay)``; euler: ``1 - dt/tau, r (1 - decay)`` (the LIF model's Euler gain,
-    ``r dt/tau`` up to float64 rounding; :func:`input_gain` is NIR's ``r dt/tau``); discrete: ``beta, 1``
-    (snnTorch's ``Leaky``).
+    exact: ``exp(-dt/tau), r (1 - decay)``; euler: ``1 - dt/tau, r dt/tau`` (:func:`input_gain`, the one Euler
+    gain: NIR import, the chip emitters and the models agree); discrete: ``beta, 1`` (snnTorch's ``Leaky``).
 
     Example:
         >>> from neuro.models import coefficients
@@ -98,8 +152,7 @@ def lif(dt: float, integration: str = "exact", *, tau=None, r=None, beta=None) -
     """
     if integration == "discrete":
         return _factor("beta", beta), np.ones(1)
-    d = decay(tau, dt, integration)
-    return d, _leak_gain(np.asarray(r, np.float64), d)
+    return decay(tau, dt, integration), input_gain(r, tau, dt, integration)
 
 
 def alif(dt: float, integration: str = "exact", *, tau=None, r=None, tau_adapt=None, beta=None,
@@ -111,7 +164,7 @@ def alif(dt: float, integration: str = "exact", *, tau=None, r=None, tau_adapt=N
     Example:
         >>> from neuro.models import coefficients
         >>> [float(c.squeeze()) for c in coefficients.alif(1.0, "euler", tau=10.0, r=1.0, tau_adapt=4.0)]
-        [0.9, 0.09999999999999998, 0.75]
+        [0.9, 0.1, 0.75]
     """
     d, g = lif(dt, integration, tau=tau, r=r, beta=beta)
     if integration == "discrete":
@@ -158,6 +211,12 @@ def euler_tau(decay_per_step, dt: float) -> np.ndarray:
 def exact_tau(decay_per_step, dt: float) -> np.ndarray:
     """The time constant whose exact decay ``exp(-dt/tau)`` is ``decay_per_step`` (in (0, 1))."""
     return -dt / np.log(np.asarray(decay_per_step, np.float64))
+
+
+def exact_tau_of_rate(rate, dt: float) -> np.ndarray:
+    """The time constant whose exact decay ``exp(-dt/tau)`` is ``1 - rate``: ``-dt / log1p(-rate)`` (accurate
+    for small rates, e.g. a chip's bit-shift decay ``rate = 2**-k``)."""
+    return -dt / np.log1p(-np.asarray(rate, np.float64))
 
 
 def exact_tau_of_euler(tau, dt: float) -> np.ndarray:

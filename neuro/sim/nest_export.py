@@ -224,7 +224,7 @@ class _Plan:
                 if np.any(decay <= 0):
                     raise ValueError(f"population {name!r}: decay {decay.min()} <= 0 has no membrane time constant")
                 tau = np.where(decay >= 1, _TAU_INF, coefficients.exact_tau(np.minimum(decay, 1 - 1e-16), dt))
-                cm = tau * -np.expm1(-dt / tau) / gain  # NEST's gain per step: tau / C (1 - e^{-dt/tau})
+                cm = coefficients.exact_capacitance(gain, tau, dt)  # NEST's gain per step: tau/C (1 - e^{-dt/tau})
             model = {"delta": "iaf_psc_delta", "none": "iaf_psc_delta", "exp": "iaf_psc_exp",
                      "cond": "iaf_cond_exp"}[kind]
             p.update(tau_m=tau, C_m=cm * 1000.0, E_L=_arr(m.v_rest, n), V_th=_arr(m.v_thresh, n),

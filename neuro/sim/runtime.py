@@ -17,12 +17,12 @@ from the same parts; the per-neuron update is written once (:meth:`PopulationPar
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from neuro.kernels.codegen import importable_name
+from neuro.models import coefficients
 from neuro.sim.monitors import SpikeMonitor, StateMonitor
 from neuro.sim.populations import PoissonSource, Population, SpikeTimeSource
 from neuro.sim.random import poisson_cdf
@@ -105,7 +105,7 @@ class PopulationPart(Part):
         for r, (tau, e_rev) in enumerate(pop.receptor_keys):
             isyn = self.add(f"syn{r}_isyn", rt.buffer(f"{self.prefix}_syn{r}_isyn", (pop.n,), np.float32))
             ring = self.add(f"syn{r}_ring", rt.buffer(f"{self.prefix}_syn{r}_ring", (depth, pop.n), np.float32))
-            decay = self.add(f"syn{r}_decay", np.float32(math.exp(-net.dt / tau) if tau > 0 else 0.0))
+            decay = self.add(f"syn{r}_decay", np.float32(coefficients.decay(tau, net.dt) if tau > 0 else 0.0))
             k = coupling[r]
             kexpr = self.add(f"syn{r}_coupling", np.float32(k[0])) if _uniform(k) else (
                 self.add(f"syn{r}_coupling", np.ascontiguousarray(k, np.float32)) + "[i]")
@@ -240,8 +240,8 @@ class ProjectionPart(Part):
             self.add("pre_of", proj.pre_of)
             for name in ("a_plus", "a_minus", "w_min", "w_max"):
                 self.add(name, np.float64(getattr(s, name)))
-            self.add("decay_plus", np.float64(math.exp(-dt / s.tau_plus)))
-            self.add("decay_minus", np.float64(math.exp(-dt / s.tau_minus)))
+            self.add("decay_plus", np.float64(coefficients.decay(s.tau_plus, dt)))
+            self.add("decay_minus", np.float64(coefficients.decay(s.tau_minus, dt)))
         self.multiplicative = self.stdp is not None and self.stdp.multiplicative
 
     def depress_lines(self) -> list[str]:
