@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Iterable
 
@@ -133,9 +132,12 @@ def check_index_array(name: str, value, *, size: int | None = None, what: str = 
 
 
 def check_dt(dt, name: str = "dt") -> float:
-    """A time step [ms]: a real number, finite in float32 and > 0."""
-    if not is_number(dt) or not math.isfinite(dt) or dt <= 0 or dt > F32_MAX:
-        raise ValueError(f"{name} must be a finite number > 0 (in ms), got {_short(dt)}")
+    """A time step (ms for the models and ``neuro.sim``, s for NIR): a real number, finite in float32 and > 0
+    there (so not one that rounds to 0 in float32). The one check of a time step (``neuro.io`` adds only its
+    TypeError for non-numbers)."""
+    # "not 0 < dt <= max" also refuses NaN, inf and ints too large for a float without converting them
+    if not is_number(dt) or not 0 < dt <= F32_MAX or np.float32(dt) == 0:
+        raise ValueError(f"{name} must be a finite number > 0 (in float32), got {_short(dt)}")
     return float(dt)
 
 

@@ -35,13 +35,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+from neuro import _checks
 
 _RESETS = ("subtract", "zero")
 _INTEGRATIONS = ("euler", "exact")
@@ -100,10 +100,7 @@ class Convention:
             if value is None:
                 continue
             if key == "dt":
-                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-                        math.isfinite(float(value)) and float(value) > 0 and float(np.float32(value)) > 0):
-                    raise ValueError(f"dt must be a finite number > 0 (in float32), got {value!r}")
-                value = float(value)
+                value = _checks.check_dt(value)
             elif key == "integration":
                 if value not in _INTEGRATIONS:
                     raise ValueError(f"integration must be 'euler' or 'exact', got {value!r}")

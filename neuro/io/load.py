@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 import neuro.nn as snn
+from neuro import _checks
 from neuro.io.conventions import Convention, MultiSpike
 from neuro.io.conventions import get as get_convention
 from neuro.models import coefficients
@@ -901,11 +902,11 @@ def check_graph(graph, source: str | None = None) -> _Checked:
 
 
 def _check_dt(dt, what="dt") -> float:
-    if isinstance(dt, bool) or not isinstance(dt, numbers.Real):
+    """NIR's time step [s]: a number (a TypeError otherwise, as for from_nir's other arguments), checked by
+    :func:`neuro._checks.check_dt`."""
+    if not _checks.is_number(dt):
         raise TypeError(f"{what} must be a number, got {type(dt).__name__}")
-    if not (math.isfinite(float(dt)) and float(dt) > 0 and float(np.float32(dt)) > 0 and float(dt) <= _F32_MAX):
-        raise ValueError(f"{what} must be a finite number > 0 (in float32), got {dt!r}")
-    return float(dt)
+    return _checks.check_dt(dt, what)
 
 
 def from_nir(graph_or_path, dt: float | None = None, convention: str | Convention = "neuro",
