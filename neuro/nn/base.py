@@ -13,6 +13,7 @@ from neuro import surrogate as surrogate_mod
 from neuro.models._base import Dynamics, reset_mode_code
 from neuro.models._neuron import check_param
 from neuro.nn.functional import neuron_layer
+from neuro.nn.spike_inputs import pass_mark
 
 
 def as_parameter(name: str, value, learn: bool, unit_interval: bool = False) -> torch.Tensor:
@@ -181,7 +182,7 @@ class SpikingNeuron(nn.Module):
         init = self._initial(state, B, sample, x.device)
         spikes, v, final = neuron_layer(self.dynamics, x.reshape(T, B * math.prod(sample)), params, init,
                                         self.options(), self.surrogate, self.dt, want_v=return_v)
-        out = [spikes.reshape(x.shape)]
+        out = [pass_mark(spikes, spikes.reshape(x.shape))]  # the returned spikes stay marked (spike_inputs)
         if return_v:
             out.append(v.reshape(x.shape).to(x.dtype))
         if return_state:

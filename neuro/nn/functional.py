@@ -32,6 +32,7 @@ import torch
 from neuro import _checks, kernels
 from neuro import surrogate as surrogate_mod
 from neuro.models._base import Dynamics, option_code
+from neuro.nn.spike_inputs import mark_spikes
 
 
 def _as_array(t: torch.Tensor):
@@ -264,17 +265,17 @@ def neuron_layer(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: tor
     float16), ``params [P, M]`` per-sample rows (``N = B M``), ``init [S, N]`` float32.
 
     Returns ``(spikes [T, N] in x's dtype, membrane [T, N] float32 or None, final state [S, N] float32)``,
-    all differentiable. On the CPU only the input and the state every ``every`` steps
-    (:data:`neuro.kernels.CHECKPOINT_EVERY`) are kept for backward; elsewhere the full-record kernels run
-    on a float32 copy.
+    all differentiable; the spikes are marked (:func:`neuro.nn.spike_inputs.mark_spikes`). On the CPU only
+    the input and the state every ``every`` steps (:data:`neuro.kernels.CHECKPOINT_EVERY`) are kept for
+    backward; elsewhere the full-record kernels run on a float32 copy.
     """
     opts = option_codes(dyn, options)
     every = kernels.CHECKPOINT_EVERY if every is None else every
     if x.device.type == "cpu" and x.dtype in _FORMATS:
         spikes, v, final = _NeuronLayer.apply(x, params, init, dyn, opts, sg, dt, want_v, every)
-        return spikes, (v if want_v else None), final
+        return mark_spikes(spikes), (v if want_v else None), final
     n = x.shape[1]
     rows = params.repeat(1, n // params.shape[1]) if params.shape[1] else params.expand(-1, n)
     spikes, states, final = _NeuronScan.apply(x.float(), rows, init, dyn, opts, sg, dt, want_v)
     v = states[:, dyn.state.index(dyn.membrane)] if want_v else None
-    return spikes.to(x.dtype), v, final
+    return mark_spikes(spikes.to(x.dtype)), v, final

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from neuro import _checks
+from neuro.nn import spike_inputs
 
 
 class TimeDistributed(nn.Module):
@@ -14,6 +15,10 @@ class TimeDistributed(nn.Module):
 
     Chunking matters for convolutions: one call over all T*B images can be slower than several over
     cache-sized chunks.
+
+    When ``x`` is the spike output of a :mod:`neuro.nn` spiking layer and ``layer`` is ``nn.Linear``,
+    ``nn.Conv2d`` or an ``nn.Sequential`` starting with one, the spikes are kept packed (1 bit each) for the
+    weight gradient instead of as float tensors (:mod:`neuro.nn.spike_inputs`); results are the same.
 
     Example:
         >>> import torch
@@ -38,21 +43,31 @@ class TimeDistributed(nn.Module):
         if x.dim() < 3:
             raise ValueError(f"TimeDistributed expects time-major input [T, B, ...], got shape {tuple(x.shape)}")
         T, B = x.shape[0], x.shape[1]
+        # spikes from a neuro.nn spiking layer: Linear / Conv2d keep them packed for backward (spike_inputs)
+        spikes = spike_inputs.is_spikes(x)
+        call = self._over_spikes if spikes else self.layer
         if self.chunk is None or self.chunk >= T:
-            y = self.layer(x.reshape(T * B, *x.shape[2:]))
+            y = call(x.reshape(T * B, *x.shape[2:]))
             return y.reshape(T, B, *y.shape[1:])
-        outs = []
-        for start in range(0, T, self.chunk):
-            part = x[start:start + self.chunk]
-            y = self.layer(part.reshape(part.shape[0] * B, *x.shape[2:]))
-            outs.append(y.reshape(part.shape[0], B, *y.shape[1:]))
-        return torch.cat(outs)
+        parts = (self._part(call, x[start:start + self.chunk]) for start in range(0, T, self.chunk))
+        if spikes:  # each part placed as made (no list of parts beside the result)
+            return spike_inputs.cat_as_made(parts, T)
+        return torch.cat(list(parts))
+
+    def _part(self, call, part: torch.Tensor) -> torch.Tensor:
+        y = call(part.reshape(part.shape[0] * part.shape[1], *part.shape[2:]))
+        return y.reshape(part.shape[0], part.shape[1], *y.shape[1:])
+
+    def _over_spikes(self, s: torch.Tensor) -> torch.Tensor:
+        y = spike_inputs.layer_over_spikes(self.layer, s)
+        return self.layer(s) if y is None else y
 
 
 class Flatten(nn.Module):
-    """Flatten each sample of ``[T, B, ...]`` to ``[T, B, features]``."""
+    """Flatten each sample of ``[T, B, ...]`` to ``[T, B, features]`` (spikes stay marked as spikes:
+    :mod:`neuro.nn.spike_inputs`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() < 3:
             raise ValueError(f"Flatten expects time-major input [T, B, ...], got {getattr(x, 'shape', type(x))}")
-        return x.flatten(2)
+        return spike_inputs.pass_mark(x, x.flatten(2))

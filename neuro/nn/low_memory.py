@@ -47,6 +47,7 @@ from torch.func import functional_call
 from neuro import _checks, kernels
 from neuro.nn.base import SpikingNeuron, check_time_major
 from neuro.nn.functional import option_codes
+from neuro.nn.spike_inputs import mark_spikes
 
 #: default number of time steps per chunk (chosen by measurement: see the module docstring)
 DEFAULT_CHUNK = 32
@@ -205,7 +206,7 @@ class _FusedSpiking(nn.Module):
             raise ValueError(f"{dyn.name} has no backward step (not trainable by BPTT); run the layer under "
                              f"torch.no_grad() or freeze its weights")
         spikes, final = _fused(x, init, params, self.synapse, neuron, self.chunk, names, *weights)
-        spikes = spikes.reshape(T, B, *out)
+        spikes = mark_spikes(spikes.reshape(T, B, *out))  # 0/1 from the kernel: a next layer may keep them packed
         return (spikes, neuron._state_dict_out(final, B, out)) if return_state else spikes
 
     def out_shape(self, sample: tuple) -> tuple:

@@ -1,0 +1,313 @@
+"""Linear and convolution layers over spike inputs, with the spikes kept packed for backward.
+
+A synaptic layer after a spiking layer needs its input ``S`` (0/1 spikes) again in backward, for the weight
+gradient. torch keeps ``S`` as the float tensor it is (``[T, B, N]`` float32: 4 bytes a spike); here it is kept
+packed (1 bit a spike, or 1 byte with ``PACK = "uint8"``) and unpacked a chunk of rows at a time in backward,
+so no full float copy of the spikes is alive after the forward call. Packing is exact: every value is 0 or 1.
+
+With ``S [M, K]`` (``M = T B`` rows), ``W [out, K]``, ``dY = dL/dY [M, out]`` and rows split in chunks
+``S_c``, ``dY_c`` of at most :data:`CHUNK_BYTES` bytes unpacked:
+
+    Linear   forward:  Y = S W^T + b
+             backward: dW = sum_c dY_c^T S_c,   db = sum_rows dY,   dS = dY W          (dS needs only W)
+    Conv2d   forward:  Y = conv2d(S, W) + b
+             backward: dW = sum_c conv2d_weight(S_c, dY_c),   db = sum_{n, h, w} dY,
+                       dS = conv2d_input(W, dY) (the transposed convolution of dY; only W is needed)
+
+computed with ``torch.ops.aten.convolution_backward`` (what ``torch.nn.grad.conv2d_weight`` / ``conv2d_input``
+call) in the dtype the forward computed in: the input's, or the ``torch.autocast`` dtype, whose gradients
+come back cast to the dtype of each input as autocast's own casts would return them. With one chunk the
+arithmetic is torch's own backward (bit-equal gradients); with several, ``dW`` (and the conv's ``db``) is a
+sum over chunks in float32 or wider, another summation order. The conv's forward and ``dS`` also run in
+pieces of images (one call over many images holds a second copy of its output for a moment). A chunked
+:class:`~neuro.nn.TimeDistributed` over spikes builds its output with :func:`cat_as_made` instead of a list
+and ``torch.cat``, so finished parts are not held twice.
+
+Which tensors are spikes: the :mod:`neuro.nn` spiking layers mark the spike tensor they return
+(:func:`mark_spikes`); :class:`neuro.nn.Flatten` passes the mark on to its view. A mark records the tensor's
+version counter, so after any in-place change of the tensor (or of a view sharing its storage) it no longer
+counts; any other tensor (a copy, a slice, ``s * 1.0``, a concatenation) is unmarked. The mark is an attribute
+of the tensor object, so it dies with it. :class:`neuro.nn.TimeDistributed` sends a marked input through
+:func:`layer_over_spikes`: ``nn.Linear``, ``nn.Conv2d`` (zero padding given as numbers) or an ``nn.Sequential``
+starting with one, on the CPU, without module hooks, while something needs a gradient; everything else runs
+as before.
+
+Example:
+    >>> import torch, neuro
+    >>> lif, fc = neuro.nn.LIF(beta=0.9), neuro.nn.TimeDistributed(torch.nn.Linear(20, 3))
+    >>> s = lif(torch.rand(10, 4, 20) * 2)                  # [T, B, 20] spikes, marked
+    >>> neuro.nn.spike_inputs.is_spikes(s), neuro.nn.spike_inputs.is_spikes(s.clone())
+    (True, False)
+    >>> fc(s).sum().backward()                               # S saved as bits, unpacked in chunks
+    >>> w_grad = fc.layer.weight.grad.clone(); fc.layer.weight.grad = None
+    >>> fc(s.clone()).sum().backward()                       # the plain path (unmarked input)
+    >>> torch.allclose(w_grad, fc.layer.weight.grad)
+    True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.modules import module as _module
+
+#: how the spikes are kept for backward: "bits" (1 bit a spike, numpy.packbits) or "uint8" (1 byte a spike)
+PACK = "bits"
+#: bytes of one chunk of unpacked spikes in backward (rows per chunk: a multiple of 8, at least 8)
+CHUNK_BYTES = 1 << 20
+#: False: every input takes the plain path (for measuring against it; benchmarks/train_step.py --plain-spikes)
+ENABLED = True
+
+_MARK = "_neuro_spikes_version"
+
+
+def mark_spikes(t: torch.Tensor) -> torch.Tensor:
+    """Mark ``t`` (0/1 values) as spikes at its current version; returns ``t``. Tensors made in inference mode
+    (no version counter, no backward) and tensors under ``torch.compile`` tracing are left unmarked."""
+    if torch.compiler.is_compiling() or type(t) is not torch.Tensor or t.is_inference():
+        return t
+    setattr(t, _MARK, t._version)
+    return t
+
+
+def is_spikes(t) -> bool:
+    """True when ``t`` is a tensor marked by :func:`mark_spikes` and not modified in place since."""
+    if torch.compiler.is_compiling() or type(t) is not torch.Tensor or t.is_inference():
+        return False
+    version = getattr(t, _MARK, None)
+    return version is not None and t._version == version
+
+
+def pass_mark(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Mark ``out`` (a view or exact copy of ``src``'s values) when ``src`` is marked spikes; returns ``out``."""
+    return mark_spikes(out) if is_spikes(src) else out
+
+
+# -- packing -------------------------------------------------------------------------------------------------
+def _rows_per_chunk(s_shape: torch.Size, dtype: torch.dtype) -> int:
+    row = max(1, int(np.prod(s_shape[1:], dtype=np.int64))) * torch.empty((), dtype=dtype).element_size()
+    return max(8, (CHUNK_BYTES // row) // 8 * 8)  # a multiple of 8 rows starts every chunk on a whole byte
+
+
+def _spans(n: int, step: int):
+    """``(start, stop)`` of consecutive pieces of ``range(n)``, ``step`` long (the last one shorter)."""
+    return [(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+def _pack(s: torch.Tensor) -> torch.Tensor:
+    """``s`` (0/1 in any float dtype, any strides) as uint8 of ``s``'s shape, or its flat bits (``PACK``)."""
+    if PACK == "uint8":
+        u8 = torch.empty(s.shape, dtype=torch.uint8)
+        return u8.copy_(s)  # exact for 0 and 1; one byte a value, contiguous whatever s's strides
+    m, row = s.shape[0], int(np.prod(s.shape[1:], dtype=np.int64))
+    bits = np.empty(-(-m * row // 8), dtype=np.uint8)
+    step = _rows_per_chunk(s.shape, torch.uint8)
+    buf = torch.empty((min(m, step), *s.shape[1:]), dtype=torch.uint8)
+    for start in range(0, m, step):  # through a chunk-sized byte buffer: no full uint8 copy either
+        stop = min(m, start + step)
+        chunk = buf[:stop - start].copy_(s[start:stop])
+        bits[start * row // 8:-(-stop * row // 8)] = np.packbits(chunk.numpy().reshape(-1))
+    return torch.from_numpy(bits)
+
+
+def _unpack(packed: torch.Tensor, shape: torch.Size, start: int, stop: int, dtype: torch.dtype) -> torch.Tensor:
+    """Rows ``start:stop`` of the packed spikes of ``shape`` as ``dtype`` (``start`` a multiple of 8)."""
+    if packed.shape == shape:  # uint8
+        return packed[start:stop].to(dtype)
+    row = int(np.prod(shape[1:], dtype=np.int64))
+    bits = np.unpackbits(packed.numpy()[start * row // 8:-(-stop * row // 8)], count=(stop - start) * row)
+    return torch.from_numpy(bits).reshape(stop - start, *shape[1:]).to(dtype)
+
+
+def _accumulate(acc: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
+    # sums of chunks in at least float32 (a 16-bit running sum would lose the small chunks' bits)
+    if acc is None:
+        return part.to(torch.promote_types(part.dtype, torch.float32))
+    return acc.add_(part)
+
+
+# -- the autograd functions -----------------------------------------------------------------------------------
+class _SpikeLinear(torch.autograd.Function):
+    """``Y = S W^T + b`` with ``S [M, K]`` saved packed (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx, s, weight, bias):
+        y = nn.functional.linear(s, weight, bias)  # under the ambient autocast, as nn.Linear would run
+        ctx.s_shape, ctx.s_dtype = s.shape, s.dtype
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        packed = _pack(s) if ctx.needs_input_grad[1] else None  # only the weight gradient reads S
+        ctx.save_for_backward(packed, weight)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        packed, weight = ctx.saved_tensors
+        cdt = dy.dtype  # the dtype the forward computed in (autocast's, or the inputs')
+        g_s = g_w = g_b = None
+        if ctx.needs_input_grad[1]:  # first: the chunks' temporaries come and go before dS [M, K] exists
+            m = ctx.s_shape[0]
+            step = _rows_per_chunk(ctx.s_shape, cdt)
+            for start in range(0, m, step):
+                stop = min(m, start + step)
+                s_c = _unpack(packed, ctx.s_shape, start, stop, cdt)
+                g_w = _accumulate(g_w, dy[start:stop].t().mm(s_c))
+                del s_c
+            g_w = g_w.to(weight.dtype)
+        if ctx.needs_input_grad[2]:
+            g_b = dy.sum(0).to(ctx.bias_dtype)
+        if ctx.needs_input_grad[0]:
+            g_s = dy.mm(weight.to(cdt)).to(ctx.s_dtype)
+        return g_s, g_w, g_b
+
+
+class _SpikeConv2d(torch.autograd.Function):
+    """``Y = conv2d(S, W) + b`` with ``S [N, C, H, W]`` saved packed (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx, s, weight, bias, stride, padding, dilation, groups):
+        # in pieces of images written into the output: one conv2d call over many images holds a second copy of
+        # its output for a moment (the backend's reorder), which sets the network's peak (RESULTS.md, "Training
+        # step"); each image's result does not depend on the others in the call
+        y = None
+        n = s.shape[0]
+        for start, stop in _spans(n, _rows_per_chunk(s.shape, s.dtype)):
+            y_c = nn.functional.conv2d(s[start:stop], weight, bias, stride, padding, dilation, groups)
+            if y is None:
+                if stop == n:
+                    y = y_c
+                    break
+                y = y_c.new_empty((n, *y_c.shape[1:]))
+            y[start:stop] = y_c
+            del y_c
+        if y is None:  # no images
+            y = nn.functional.conv2d(s, weight, bias, stride, padding, dilation, groups)
+        ctx.s_shape, ctx.s_dtype = s.shape, s.dtype
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        ctx.conv = (stride, padding, dilation, groups)
+        packed = _pack(s) if ctx.needs_input_grad[1] else None
+        ctx.save_for_backward(packed, weight)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        packed, weight = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv
+        cdt = dy.dtype
+        w = weight.to(cdt)
+        need_s, need_w, need_b = ctx.needs_input_grad[:3]
+        bias_sizes = [weight.shape[0]] if need_b else None
+        g_s = g_w = g_b = None
+
+        def conv_backward(d, s, mask):
+            return torch.ops.aten.convolution_backward(d, s, w, bias_sizes, stride, padding, dilation, False,
+                                                       [0, 0], groups, mask)
+
+        if need_w:  # first: the chunks' temporaries come and go before dS exists
+            n = ctx.s_shape[0]
+            step = _rows_per_chunk(ctx.s_shape, cdt)
+            for start in range(0, n, step):
+                stop = min(n, start + step)
+                s_c = _unpack(packed, ctx.s_shape, start, stop, cdt)
+                _, gw, gb = conv_backward(dy[start:stop], s_c, [False, True, need_b])
+                g_w = _accumulate(g_w, gw)
+                if need_b:
+                    g_b = _accumulate(g_b, gb)
+                del s_c
+            g_w = g_w.to(weight.dtype)
+        elif need_b:
+            g_b = dy.sum((0, 2, 3))
+        if need_b:
+            g_b = g_b.to(ctx.bias_dtype)
+        if need_s:  # conv2d_input, in pieces as the forward: the input enters only through its shape
+            n = ctx.s_shape[0]
+            g_s = dy.new_empty(ctx.s_shape, dtype=ctx.s_dtype)
+            for start, stop in _spans(n, _rows_per_chunk(ctx.s_shape, cdt)):
+                shape = (stop - start, *ctx.s_shape[1:])
+                g_s[start:stop] = conv_backward(dy[start:stop], dy.new_empty(1).expand(shape), [True, False, False])[0]
+        return g_s, g_w, g_b, None, None, None, None
+
+
+class _Place(torch.autograd.Function):
+    """``out[start:start + len(y)] = y`` in place, ``out``'s history rebased: a concatenation built as the parts
+    come, so a finished part is freed at once instead of waiting in a list for ``torch.cat``. Backward: the
+    gradient passes on whole to the previous placement (which reads only its own rows) and ``dy`` is the
+    rows of ``y``, the views ``torch.cat``'s backward gives too."""
+
+    @staticmethod
+    def forward(ctx, out, y, start):
+        ctx.span = (start, start + y.shape[0])
+        out[start:start + y.shape[0]] = y
+        ctx.mark_dirty(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        start, stop = ctx.span
+        return g, g[start:stop], None
+
+
+def cat_as_made(parts, rows: int) -> torch.Tensor:
+    """``torch.cat(list(parts))`` for an iterator ``parts`` of tensors with ``rows`` rows in all (same dtype,
+    device and trailing shape), each part placed into the result as soon as it is made (:class:`_Place`).
+    Same values and gradients as ``torch.cat``; the parts are not kept alive until the last one exists."""
+    out = None
+    start = 0
+    for y in parts:
+        if out is None:
+            out = y.new_empty((rows, *y.shape[1:]))
+        out = _Place.apply(out, y, start)
+        start += y.shape[0]
+        del y  # the part is now referenced only by its graph (if at all)
+    if out is None or start != rows:
+        raise ValueError(f"cat_as_made: the parts have {start} rows in all, expected {rows}")
+    return out
+
+
+# -- dispatch ---------------------------------------------------------------------------------------------------
+def _hooked(m: nn.Module) -> bool:
+    """Whether calling ``m`` would run any hook (the test ``nn.Module.__call__`` makes for its fast path)."""
+    return bool(m._backward_hooks or m._backward_pre_hooks or m._forward_hooks or m._forward_pre_hooks
+                or _module._global_backward_pre_hooks or _module._global_backward_hooks
+                or _module._global_forward_hooks or _module._global_forward_pre_hooks)
+
+
+def _linear(layer: nn.Linear, s: torch.Tensor) -> torch.Tensor | None:
+    if s.dim() < 1 or s.shape[-1] != layer.in_features:
+        return None  # the plain call raises its own error
+    y = _SpikeLinear.apply(s.reshape(-1, s.shape[-1]), layer.weight, layer.bias)
+    return y.reshape(*s.shape[:-1], y.shape[-1])
+
+
+def _conv2d(layer: nn.Conv2d, s: torch.Tensor) -> torch.Tensor | None:
+    if (layer.padding_mode != "zeros" or isinstance(layer.padding, str) or s.dim() != 4
+            or s.shape[1] != layer.in_channels):
+        return None
+    return _SpikeConv2d.apply(s, layer.weight, layer.bias, list(layer.stride), list(layer.padding),
+                              list(layer.dilation), layer.groups)
+
+
+def layer_over_spikes(layer: nn.Module, s: torch.Tensor) -> torch.Tensor | None:
+    """``layer(s)`` with ``s`` (spikes, time folded into the batch) saved packed for backward, or None when this
+    path does not apply (the caller then runs ``layer(s)`` itself): it applies to ``nn.Linear``, ``nn.Conv2d``
+    and an ``nn.Sequential`` whose first module is one of them (the rest run as usual), none with hooks, their
+    ``forward`` not overridden, on the CPU, with grad mode on and a gradient needed by ``s`` or the layer."""
+    if not ENABLED or s.device.type != "cpu" or not torch.is_grad_enabled():
+        return None
+    first, rest = layer, ()
+    if type(layer).forward is nn.Sequential.forward and len(layer) and not _hooked(layer):
+        first, rest = layer[0], list(layer)[1:]
+    if type(first).forward is nn.Linear.forward:
+        run = _linear
+    elif type(first).forward is nn.Conv2d.forward and type(first)._conv_forward is nn.Conv2d._conv_forward:
+        run = _conv2d
+    else:
+        return None
+    if _hooked(first) or not any(t is not None and t.requires_grad for t in (s, first.weight, first.bias)):
+        return None  # hooks must see the call; without a gradient nothing is saved anyway
+    y = run(first, s)
+    if y is None:
+        return None
+    for m in rest:
+        y = m(y)
+    return y

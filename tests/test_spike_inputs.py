@@ -1,0 +1,352 @@
+"""neuro.nn.spike_inputs: a Linear / Conv2d after a spiking layer keeps its spike input packed for backward.
+
+Reference: the same network and weights with the plain path, forced by feeding the synaptic layer an unmarked
+clone of the spikes (``s.clone()``: same values, not marked, so ``TimeDistributed`` calls the torch layer itself
+and autograd saves the float spikes). Where both paths run the same arithmetic the gradients are compared
+bit for bit: with one backward chunk (``CHUNK_BYTES`` large) the packed path makes the same calls as torch's
+own backward. With several chunks the weight (and conv bias) gradient is a sum over chunks, a different
+summation order than one matrix product: compared to float32 rounding (rtol 1e-5 of the largest entry).
+"""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import neuro
+from neuro.nn import spike_inputs
+from neuro.nn.layers import TimeDistributed
+
+ONE_CHUNK = 1 << 40  # bytes: every backward sum and every forward piece in one call
+
+
+@pytest.fixture
+def chunk_bytes(monkeypatch):
+    def set_(n):
+        monkeypatch.setattr(spike_inputs, "CHUNK_BYTES", n)
+    return set_
+
+
+def _run(layer: nn.Module, chunk, x, lif, weights, plain: bool, sample_out=None):
+    """Loss on ``TimeDistributed(layer, chunk)`` over ``lif(x)``; returns every gradient that exists."""
+    for p in [*layer.parameters(), *lif.parameters()]:
+        p.grad = None
+    x = x.detach().requires_grad_()
+    s = lif(x)
+    if s.dim() == 3:
+        s = neuro.nn.Flatten()(s)  # a view of the same shape: the mark must pass through
+    assert spike_inputs.is_spikes(s)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = TimeDistributed(layer, chunk)(s.clone() if plain else s)
+    assert any(t.dtype == torch.uint8 for t in saved) != plain  # the path under test was taken
+    (y * weights(y.shape)).sum().backward()
+    grads = {name: p.grad.clone() for name, p in layer.named_parameters() if p.grad is not None}
+    grads |= {f"lif.{name}": p.grad.clone() for name, p in lif.named_parameters()}
+    grads["x"] = x.grad.clone()
+    return y.detach(), grads
+
+
+def _weights(seed):
+    def make(shape):
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(shape, generator=g)
+    return make
+
+
+def _compare(layer, x, chunk=None, exact=True, lif=None):
+    lif = lif or neuro.nn.LIF(beta=0.8, learn_beta=True, learn_threshold=True)
+    w = _weights(1)
+    y_p, g_p = _run(layer, chunk, x, lif, w, plain=False)
+    y_r, g_r = _run(layer, chunk, x, lif, w, plain=True)
+    assert torch.equal(y_p, y_r), "forward differs"
+    assert g_p.keys() == g_r.keys()
+    for name in g_r:
+        if exact:
+            assert torch.equal(g_p[name], g_r[name]), name
+        else:
+            scale = g_r[name].abs().max().item()
+            torch.testing.assert_close(g_p[name], g_r[name], rtol=0, atol=1e-5 * scale + 1e-30, msg=name)
+    return g_p
+
+
+def _current(*shape, seed=0):
+    return 2.0 * torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+# -- marking -------------------------------------------------------------------------------------------------------
+def test_neuron_outputs_are_marked_and_only_them():
+    x = _current(6, 3, 10)
+    s = neuro.nn.LIF(beta=0.9)(x)
+    assert spike_inputs.is_spikes(s)
+    assert set(s.unique().tolist()) <= {0.0, 1.0}  # packing is exact only for these
+    assert not spike_inputs.is_spikes(neuro.nn.Flatten()(s.reshape(6, 3, 2, 5)))  # the reshape is unmarked
+    assert spike_inputs.is_spikes(neuro.nn.Flatten()(neuro.nn.LIF(beta=0.9)(x.reshape(6, 3, 2, 5))))
+    for other in (s.clone(), s * 1.0, s.detach(), s[1:], torch.cat([s, s]), x):
+        assert not spike_inputs.is_spikes(other)
+    s2, v = neuro.nn.LIF(beta=0.9)(x, return_v=True)
+    assert spike_inputs.is_spikes(s2) and not spike_inputs.is_spikes(v)
+    with torch.inference_mode():  # no version counter there, and no backward: never marked
+        assert not spike_inputs.is_spikes(neuro.nn.LIF(beta=0.9)(x))
+
+
+@pytest.mark.parametrize("edit", ["mul_", "setitem", "view_edit", "flatten_view_edit"])
+def test_in_place_edit_unmarks(edit):
+    s = neuro.nn.LIF(beta=0.9)(_current(6, 3, 10))
+    f = neuro.nn.Flatten()(s)
+    assert spike_inputs.is_spikes(f)
+    if edit == "mul_":
+        s.mul_(2.0)
+    elif edit == "setitem":
+        s[0, 0, 0] = 0.5
+    elif edit == "view_edit":
+        s.view(-1)[3] = 0.5  # a view shares the version counter
+    else:
+        f[0, 0, 0] = 0.5
+    assert not spike_inputs.is_spikes(s) and not spike_inputs.is_spikes(f)
+    # and TimeDistributed runs the plain layer on it: the float input is what autograd saves
+    fc = nn.Linear(10, 4)
+    saved = _saved_during(lambda: TimeDistributed(fc)(s))
+    assert any(t.is_floating_point() and t.numel() == s.numel() for t in saved)
+
+
+# -- what is saved -------------------------------------------------------------------------------------------------
+def _saved_during(fn):
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return saved
+
+
+@pytest.mark.parametrize("pack", ["bits", "uint8"])
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_saved_input_is_packed(kind, pack, monkeypatch, chunk_bytes):
+    monkeypatch.setattr(spike_inputs, "PACK", pack)
+    chunk_bytes(1 << 10)  # several pack chunks too
+    if kind == "linear":
+        s = neuro.nn.LIF(beta=0.9)(_current(7, 5, 33).requires_grad_())
+        td = TimeDistributed(nn.Linear(33, 4))
+    else:
+        s = neuro.nn.LIF(beta=0.9)(_current(7, 5, 3, 9, 9).requires_grad_())
+        td = TimeDistributed(nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2)), chunk=3)
+    saved = _saved_during(lambda: td(s))
+    steps = (7,) if kind == "linear" else (3, 3, 1)  # TimeDistributed's time chunks: one packed tensor each
+    per_part = [s[0].numel() * n for n in steps]
+    assert not any(t.is_floating_point() and t.numel() in (*per_part, s.numel()) for t in saved)
+    packed = [t for t in saved if t.dtype == torch.uint8]
+    assert [t.numel() for t in packed] == [math.ceil(n / 8) if pack == "bits" else n for n in per_part]
+    start = 0
+    for t, n in zip(packed, steps, strict=True):  # the spikes come back exactly
+        part = s[start:start + n].detach().reshape(n * s.shape[1], *s.shape[2:])
+        assert torch.equal(spike_inputs._unpack(t, part.shape, 0, part.shape[0], torch.float32), part)
+        start += n
+
+
+@pytest.mark.parametrize("pack", ["bits", "uint8"])
+@pytest.mark.parametrize("rows,row", [(1, 1), (13, 7), (64, 3), (9, 1000)])
+def test_pack_round_trip(pack, rows, row, monkeypatch, chunk_bytes):
+    monkeypatch.setattr(spike_inputs, "PACK", pack)
+    chunk_bytes(64)  # pieces of 8 or more rows: chunk boundaries inside the tensor
+    s = (torch.rand(rows, row, generator=torch.Generator().manual_seed(rows)) < 0.4).float()
+    s_t = s.t().contiguous().t()  # non-contiguous input as well
+    for src in (s, s_t, s.to(torch.bfloat16), s.half()):
+        p = spike_inputs._pack(src)
+        step = spike_inputs._rows_per_chunk(s.shape, torch.float32)
+        parts = [spike_inputs._unpack(p, s.shape, a, min(rows, a + step), torch.float32)
+                 for a in range(0, rows, step)]
+        assert torch.equal(torch.cat(parts), s)
+
+
+# -- gradients against the plain path -----------------------------------------------------------------------------
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_linear_bit_equal_in_one_chunk(bias, chunk, chunk_bytes):
+    chunk_bytes(ONE_CHUNK)
+    torch.manual_seed(0)
+    g = _compare(nn.Linear(20, 6, bias=bias), _current(8, 5, 20), chunk=chunk)
+    assert g["lif.beta"].abs() > 0 and g["weight"].abs().sum() > 0
+
+
+def test_linear_several_chunks(chunk_bytes):
+    chunk_bytes(8 * 20 * 4)  # 8 rows of 20 float32 a chunk: 40 rows -> 5 chunks
+    torch.manual_seed(0)
+    _compare(nn.Linear(20, 6), _current(8, 5, 20), exact=False)
+
+
+def test_sequential_linear_head(chunk_bytes):
+    chunk_bytes(ONE_CHUNK)
+    torch.manual_seed(0)
+    _compare(nn.Sequential(nn.Linear(20, 6), nn.Tanh(), nn.Linear(6, 3)), _current(8, 5, 20))
+
+
+CONVS = [dict(kernel_size=3), dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=(3, 2), padding=(2, 1),
+         dilation=2), dict(kernel_size=3, groups=2, padding=1, bias=False), dict(kernel_size=1, stride=(1, 2))]
+
+
+@pytest.mark.parametrize("conv", CONVS)
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_conv_bit_equal_in_one_chunk(conv, chunk, chunk_bytes):
+    chunk_bytes(ONE_CHUNK)
+    torch.manual_seed(0)
+    _compare(nn.Conv2d(4, 6, **conv), _current(5, 3, 4, 9, 8), chunk=chunk)
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_conv_several_chunks(conv, chunk_bytes):
+    # 8 images a chunk: the forward in pieces (each image's output computed alone: compared to rounding too,
+    # as the backend may pick another algorithm for another batch size), weight and bias gradients summed over
+    # chunks (another summation order)
+    chunk_bytes(8 * 4 * 9 * 8 * 4)
+    torch.manual_seed(0)
+    lif = neuro.nn.LIF(beta=0.8, learn_beta=True)
+    w = _weights(2)
+    layer = nn.Conv2d(4, 6, **conv)
+    y_p, g_p = _run(layer, None, _current(5, 7, 4, 9, 8), lif, w, plain=False)
+    y_r, g_r = _run(layer, None, _current(5, 7, 4, 9, 8), lif, w, plain=True)
+    torch.testing.assert_close(y_p, y_r, rtol=1e-5, atol=1e-6)
+    for name in g_r:
+        scale = g_r[name].abs().max().item()
+        torch.testing.assert_close(g_p[name], g_r[name], rtol=0, atol=1e-5 * scale + 1e-30, msg=name)
+
+
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_conv_maxpool_sequential(chunk, chunk_bytes):
+    chunk_bytes(ONE_CHUNK)
+    torch.manual_seed(0)
+    _compare(nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.MaxPool2d(2)), _current(5, 4, 3, 8, 8), chunk=chunk)
+
+
+def test_csnn_shape_two_spiking_stages(chunk_bytes):
+    """The benchmark's CSNN in small: conv over spikes, Flatten, Linear over spikes, all upstream parameters."""
+    chunk_bytes(ONE_CHUNK)
+    torch.manual_seed(0)
+    c1, c2, fc = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 6, 3), nn.Linear(6 * 2 * 2, 3)
+    l1, l2 = neuro.nn.LIF(beta=0.5, learn_beta=True), neuro.nn.LIF(beta=0.6, learn_threshold=True)
+    x = _current(6, 3, 1, 14, 14)
+
+    def run(plain):
+        for m in (c1, c2, fc, l1, l2):
+            for p in m.parameters():
+                p.grad = None
+        cut = (lambda t: t.clone()) if plain else (lambda t: t)
+        h = l1(TimeDistributed(nn.Sequential(c1, nn.MaxPool2d(2)), chunk=4)(x))
+        h = l2(TimeDistributed(nn.Sequential(c2, nn.MaxPool2d(2)), chunk=4)(cut(h)))
+        out = TimeDistributed(fc)(cut(neuro.nn.Flatten()(h)))
+        (out * _weights(3)(out.shape)).sum().backward()
+        return {f"{i}.{n}": p.grad.clone() for i, m in enumerate((c1, c2, fc, l1, l2)) for n, p in m.named_parameters()}
+
+    g_p, g_r = run(False), run(True)
+    for name in g_r:
+        assert torch.equal(g_p[name], g_r[name]), name
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_16_bit_layers(dtype, kind, chunk_bytes):
+    """Spikes of a 16-bit input (16-bit spikes) into a 16-bit layer: gradients come back in 16 bits, bit-equal."""
+    chunk_bytes(ONE_CHUNK)
+    torch.manual_seed(0)
+    if kind == "linear":
+        layer, x = nn.Linear(20, 6).to(dtype), _current(8, 5, 20).to(dtype)
+    else:
+        layer, x = nn.Conv2d(3, 4, 3, padding=1).to(dtype), _current(4, 3, 3, 6, 6).to(dtype)
+    g = _compare(layer, x, chunk=3)
+    assert g["weight"].dtype == dtype and g["x"].dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_autocast(dtype, kind, chunk_bytes):
+    """float32 layer and spikes under torch.autocast: the product runs in 16 bits, gradients come back float32."""
+    chunk_bytes(ONE_CHUNK)
+    torch.manual_seed(0)
+    if kind == "linear":
+        layer, x = nn.Linear(20, 6), _current(8, 5, 20)
+    else:
+        layer, x = nn.Conv2d(3, 4, 3, padding=1), _current(4, 3, 3, 6, 6)
+    lif = neuro.nn.LIF(beta=0.8, learn_beta=True)
+    w = _weights(4)
+    with torch.autocast("cpu", dtype=dtype):
+        y_p, g_p = _run(layer, None, x, lif, w, plain=False)
+        y_r, g_r = _run(layer, None, x, lif, w, plain=True)
+    assert y_p.dtype == dtype and torch.equal(y_p, y_r)
+    for name in g_r:
+        assert g_p[name].dtype == g_r[name].dtype == torch.float32, name
+        assert torch.equal(g_p[name], g_r[name]), name
+
+
+def test_autocast_several_chunks(chunk_bytes):
+    # chunk sums kept in float32 where the plain path has one bfloat16 product: compared to bfloat16 rounding
+    chunk_bytes(8 * 20 * 2)
+    torch.manual_seed(0)
+    layer, x, lif, w = nn.Linear(20, 6), _current(8, 5, 20), neuro.nn.LIF(beta=0.8), _weights(5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, g_p = _run(layer, None, x, lif, w, plain=False)
+        _, g_r = _run(layer, None, x, lif, w, plain=True)
+    for name in g_r:
+        scale = g_r[name].abs().max().item()
+        torch.testing.assert_close(g_p[name], g_r[name], rtol=0, atol=2 ** -7 * scale, msg=name)
+
+
+# -- what takes the plain path ------------------------------------------------------------------------------------
+def _float_saved(td, s):
+    return any(t.is_floating_point() and t.numel() == s.numel() for t in _saved_during(lambda: td(s)))
+
+
+def test_non_spike_input_plain():
+    x = _current(6, 4, 10).requires_grad_()  # floats in [0, 2): packing would be wrong, so it must not happen
+    fc = nn.Linear(10, 3)
+    assert _float_saved(TimeDistributed(fc), x)
+    y = TimeDistributed(fc)(x)
+    torch.testing.assert_close(y, x @ fc.weight.detach().T + fc.bias.detach(), rtol=0, atol=0)
+
+
+def test_hooks_and_other_layers_plain():
+    s = neuro.nn.LIF(beta=0.9)(_current(6, 4, 10).requires_grad_())
+    assert not _float_saved(TimeDistributed(nn.Linear(10, 3)), s)
+    fc = nn.Linear(10, 3)
+    calls = []
+    fc.register_forward_hook(lambda m, i, o: calls.append(1))
+    assert _float_saved(TimeDistributed(fc), s) and calls == [1]  # the hook ran: the torch layer was called
+
+    class Scaled(nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    assert _float_saved(TimeDistributed(Scaled(10, 3)), s)
+    assert _float_saved(TimeDistributed(nn.Sequential(nn.Identity(), nn.Linear(10, 3))), s)
+    assert _float_saved(TimeDistributed(nn.LayerNorm(10)), s)
+
+
+def test_no_grad_and_frozen():
+    s = neuro.nn.LIF(beta=0.9)(_current(6, 4, 10))
+    fc = nn.Linear(10, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(TimeDistributed(fc)(s), TimeDistributed(fc)(s.clone()), rtol=0, atol=0)
+    fc.requires_grad_(False)
+    x = _current(6, 4, 10).requires_grad_()
+    s = neuro.nn.LIF(beta=0.9)(x)
+    saved = _saved_during(lambda: TimeDistributed(fc)(s))
+    assert not any(t.dtype == torch.uint8 for t in saved)  # frozen weight: nothing needs the spikes
+    TimeDistributed(fc)(s).sum().backward()
+    g = x.grad.clone()
+    x.grad = None
+    TimeDistributed(fc)(neuro.nn.LIF(beta=0.9)(x).clone()).sum().backward()
+    assert torch.equal(g, x.grad)
+
+
+def test_low_memory_layer_output_marked():
+    layer = neuro.nn.SpikingLinear(10, 8, neuro.nn.LIF(beta=0.9))
+    s = layer(_current(6, 4, 10))
+    assert spike_inputs.is_spikes(s) and set(s.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_bad_parts_for_cat_as_made():
+    with pytest.raises(ValueError, match="rows"):
+        spike_inputs.cat_as_made(iter([torch.zeros(2, 3)]), 3)
