@@ -17,9 +17,12 @@ another process without the mmap threshold (with it, every large tensor is a fre
 faults dominate: snnTorch's MLP step measured 47x slower).
 
 CPU, 2 threads. ``--every K`` sets neuro-snn's checkpoint interval (``neuro.kernels.CHECKPOINT_EVERY``),
-``--chunk C`` the time steps per chunk of ``SpikingLinear`` (default: its own). Last line: one JSON object.
+``--chunk C`` the time steps per chunk of ``SpikingLinear`` (default: its own). ``--plain-spikes`` turns off
+the packed spike inputs of the layers after the neurons (``neuro.nn.spike_inputs.ENABLED = False``: their
+input saved as the float tensor it is, as before issue 15's packing), ``--pack uint8`` keeps one byte per
+spike instead of one bit (``neuro.nn.spike_inputs.PACK``). Last line: one JSON object.
 
-    python benchmarks/train_step.py [--rounds 5] [--only mlp,csnn,long] [--every K] [--chunk C]
+    python benchmarks/train_step.py [--rounds 5] [--only mlp,csnn,long] [--every K] [--chunk C] [--plain-spikes]
 """
 
 from __future__ import annotations
@@ -210,13 +213,19 @@ def _data(name: str):
     return x, torch.randint(0, 10, (B,))
 
 
-def run_one(name: str, rounds: int, every: int | None = None, chunk: int | None = None) -> dict:
+def run_one(name: str, rounds: int, every: int | None = None, chunk: int | None = None, plain_spikes: bool = False,
+            pack: str | None = None) -> dict:
     """One model's training step in this process: ms per step, and the peak RSS of one step after warm-up
     above the RSS before it (meaningful only with MALLOC_MMAP_THRESHOLD_ set; the timing only without)."""
     if every is not None:
         import neuro.kernels
 
         neuro.kernels.CHECKPOINT_EVERY = every
+    if name.startswith("neuro") and (plain_spikes or pack):
+        import neuro.nn.spike_inputs as spike_inputs
+
+        spike_inputs.ENABLED = not plain_spikes
+        spike_inputs.PACK = pack or spike_inputs.PACK
     torch.manual_seed(0)
     torch.set_num_threads(2)
     params, step = MODELS[name](chunk) if name == "neuro_long_low" else MODELS[name]()
@@ -250,10 +259,13 @@ def main() -> None:
     ap.add_argument("--only", default="mlp,csnn,long", help="comma-separated workloads: mlp, csnn, long")
     ap.add_argument("--every", type=int, default=None, help="neuro-snn checkpoint interval K")
     ap.add_argument("--chunk", type=int, default=None, help="time steps per chunk of SpikingLinear (neuro_long_low)")
+    ap.add_argument("--plain-spikes", action="store_true",
+                    help="neuro-snn's layers after the neurons save their spike input as float (the old path)")
+    ap.add_argument("--pack", choices=["bits", "uint8"], default=None, help="packing of saved spike inputs")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.rounds, args.every, args.chunk)))
+        print(json.dumps(run_one(args.child, args.rounds, args.every, args.chunk, args.plain_spikes, args.pack)))
         return
     workloads = [w for w in args.only.split(",") if w]
     env_time = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"} | {"NUMBA_NUM_THREADS": "2"}
@@ -266,13 +278,18 @@ def main() -> None:
                 cmd += ["--every", str(args.every)]
             if args.chunk is not None:
                 cmd += ["--chunk", str(args.chunk)]
+            if args.plain_spikes:
+                cmd += ["--plain-spikes"]
+            if args.pack is not None:
+                cmd += ["--pack", args.pack]
             run = [json.loads(subprocess.run(c, capture_output=True, text=True, check=True, env=e).stdout
                               .strip().splitlines()[-1])
                    for c, e in ((cmd, env_mem), (cmd, env_time))]
             res[name] = {"mem_mb": run[0]["mem_mb"], "ms": run[1]["ms"]}
             print(f"{name:18s} {res[name]['ms']:9.1f} ms/step   one step's peak RSS +{res[name]['mem_mb']:.0f} MB",
                   flush=True)
-    summary = {"every": args.every, "chunk": args.chunk, "load_average": os.getloadavg()[0]}
+    summary = {"every": args.every, "chunk": args.chunk, "plain_spikes": args.plain_spikes, "pack": args.pack,
+               "load_average": os.getloadavg()[0]}
     summary |= {f"{k}_ms": round(v["ms"], 2) for k, v in res.items()}
     summary |= {f"{k}_mem_mb": round(v["mem_mb"], 1) for k, v in res.items()}
     for w in workloads:
