@@ -69,6 +69,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from neuro import _checks
 from neuro.hardware_targets._layers import Layer, chain
 from neuro.hardware_targets._target import FitReport, Target, TargetError, Violation
 from neuro.models import coefficients
@@ -149,8 +150,7 @@ class Loihi2(Target):
     spec = SPEC
 
     def __init__(self, dt: float = 1e-4, input_bits: int | None = None, input_max: float | None = None):
-        if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+        dt = _checks.check_dt(dt)
         if input_bits is not None and (not isinstance(input_bits, int) or not 1 <= input_bits <= 24):
             raise ValueError(f"input_bits must be an int in 1..24 or None, got {input_bits!r}")
         if input_max is not None and not (isinstance(input_max, int | float) and math.isfinite(input_max)

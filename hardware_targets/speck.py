@@ -62,6 +62,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from neuro import _checks
 from neuro.hardware_targets._layers import chain, fold_scales
 from neuro.hardware_targets._target import FitReport, Target, Violation
 from neuro.models import coefficients
@@ -122,8 +123,7 @@ class Speck(Target):
     spec = SPEC
 
     def __init__(self, dt: float | None = None):
-        if dt is not None and not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+        dt = None if dt is None else _checks.check_dt(dt)
         self.dt = dt
 
     def _cores(self, graph):

@@ -25,8 +25,9 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from neuro import _checks
 from neuro.hardware_targets._layers import chain, fold_scales
-from neuro.hardware_targets._target import FitReport, Target, Violation
+from neuro.hardware_targets._target import FitReport, Target, TargetError, Violation
 from neuro.models import coefficients
 from neuro.sim.connectors import conv_pairs as _conv_pairs
 
@@ -47,7 +48,7 @@ class SpiNNaker(Target):
     backend = "spiNNaker"
 
     def __init__(self, dt: float = 1e-4):
-        self.dt = dt
+        self.dt = _checks.check_dt(dt)
 
     def fit(self, graph: nir.NIRGraph) -> FitReport:
         rep = FitReport(self.name)
@@ -80,6 +81,12 @@ class SpiNNaker(Target):
         neuron, so the script gives them ``(s + 1.5) dt``: a time inside its step however floats round).
         """
         layers = fold_scales(chain(graph)[0])
+        for layer in layers:  # what fit() reports, refused here too: `emit(force=True)` reaches this point
+            if layer.weight is not None and layer.neuron is not None and \
+                    not isinstance(layer.neuron, nir.LIF | nir.IF | nir.CubaLIF):
+                raise TargetError(f"layer {layer.name!r}: its {type(layer.neuron).__name__} neuron has no form in the "
+                                  "PyNN script (it writes IF_curr_delta / IF_curr_exp cells and records their "
+                                  "spikes); use LIF, IF or CubaLIF")
         dt_ms = self.dt * 1000.0
         n_in = int(np.prod(layers[0].in_shape))
         lines = [f'"""PyNN script emitted by neuro-snn for {self.name}: run with a PyNN backend.',

@@ -52,12 +52,12 @@ Example:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import nir
 import numpy as np
 
+from neuro import _checks
 from neuro.hardware_targets._layers import chain, fold_scales
 from neuro.hardware_targets._target import FitReport, Target, Violation
 from neuro.models import coefficients
@@ -81,8 +81,7 @@ class Xylo(Target):
     def __init__(self, variant: str = "xylo-audio2", dt: float | None = None):
         if variant not in VARIANTS:
             raise ValueError(f"unknown Xylo variant {variant!r}; known: {', '.join(VARIANTS)}")
-        if dt is not None and not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+        dt = None if dt is None else _checks.check_dt(dt)
         self.variant, self.dt = variant, dt
 
     def _dt(self, graph: nir.NIRGraph) -> float:

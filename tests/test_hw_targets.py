@@ -223,6 +223,29 @@ def test_pynn_lif_keeps_the_euler_decay_and_starts_at_rest():
     assert any("forward-Euler" in n for n in target.fit(neuro.to_nir(net, (3,))).notes)
 
 
+def test_pynn_script_refuses_a_neuron_it_cannot_write_even_when_forced(tmp_path):
+    """An LI readout does not fit (fit() says so); emit(force=True) used to crash inside the script writer with
+    AttributeError ('LI' object has no attribute 'v_reset'). It now stops with the layer and the neuron named,
+    and writes no file."""
+    net = nn.Sequential(TD(nn.Linear(3, 4)), neuro.nn.LIF(beta=0.9), TD(nn.Linear(4, 2)), neuro.nn.LI(beta=0.8))
+    graph = neuro.to_nir(net, (3,))
+    for name in ("spinnaker", "nest"):
+        target = get(name)
+        report = target.fit(graph)
+        assert [v.constraint for v in report.violations] == ["neuron type"], report.violations
+        out = tmp_path / f"{name}.py"
+        with pytest.raises(TargetError, match=r"its LI neuron has no form in the PyNN script"):
+            target.emit(graph, out, force=True)
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["spinnaker", "nest", "loihi2", "xylo", "speck"])
+@pytest.mark.parametrize("dt", [0.0, -1e-3, float("nan"), "1e-3", 1e-46])
+def test_targets_refuse_a_bad_dt(name, dt):
+    with pytest.raises(ValueError, match="dt must be a finite number > 0"):
+        get(name, dt=dt)
+
+
 def test_xylo_limits():
     ok = nn.Sequential(TD(nn.Linear(12, 20)), neuro.nn.LIF(beta=0.9), TD(nn.Linear(20, 4)), neuro.nn.LIF(beta=0.9))
     assert get("xylo").fit(neuro.to_nir(ok, (12,))).fits
