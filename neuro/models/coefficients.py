@@ -26,7 +26,11 @@ spikes are matched against bit for bit. The inverses (NIR export, the NEST and c
 :func:`euler_resistance`, :func:`integrator_resistance`, :func:`exact_capacitance`.
 
 Arguments are NumPy arrays (or floats); results are float64 arrays, rounded to float32 only where the kernels
-take them (the float32 forms excepted).
+take them (the float32 forms excepted). The functions the models' :meth:`~neuro.models.NeuronModel.coefficients`
+use (:func:`lif`, :func:`alif`, :func:`cuba_lif` and what they call, :func:`integrator_gain`, :func:`steps`) also
+take torch tensors: when any argument is a tensor, the same formula runs in torch (floating tensors keep their
+dtype, the other arguments join them on their device), so ``neuro.nn`` differentiates the very arithmetic
+``neuro.sim`` runs in NumPy.
 
 Example:
     >>> from neuro.models import coefficients
@@ -34,9 +38,16 @@ Example:
     0.9
     >>> round(float(coefficients.euler_tau(0.9, 1.0)), 6)
     10.0
+    >>> import torch
+    >>> tau = torch.tensor([10.0], dtype=torch.float64, requires_grad=True)
+    >>> decay, gain = coefficients.lif(1.0, "exact", tau=tau, r=torch.ones(1, dtype=torch.float64))
+    >>> decay.backward(); round(tau.grad.item(), 6)     # d exp(-dt/tau) / dtau = dt/tau^2 exp(-dt/tau)
+    0.009048
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -46,16 +57,56 @@ FORMS = INTEGRATIONS + ("discrete",)
 """A model's ``integration``: a time-constant integration, or the discrete-time form with per-step factors given."""
 
 
+def _tensor_among(values):
+    """The first torch tensor among ``values``, or None (torch is not imported for NumPy arguments)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        for v in values:
+            if isinstance(v, torch.Tensor):
+                return v
+    return None
+
+
+def _arrays(*values):
+    """``(xp, arrays)``: ``values`` as float64 NumPy arrays with ``xp = numpy``, or, when any is a torch tensor,
+    as tensors with ``xp = torch``: in the floating dtype the tensors promote to (float64 if none is floating),
+    on the first tensor's device, floating tensors converted differentiably so gradients flow. One formula
+    serves both."""
+    like = _tensor_among(values)
+    if like is None:
+        return np, tuple(np.asarray(v, np.float64) for v in values)
+    import torch
+
+    dtype = None
+    for v in values:
+        if isinstance(v, torch.Tensor) and v.is_floating_point():
+            dtype = v.dtype if dtype is None else torch.promote_types(dtype, v.dtype)
+    dtype = dtype or torch.float64
+    return torch, tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point()
+                        else torch.as_tensor(v if isinstance(v, torch.Tensor) else np.asarray(v, np.float64),
+                                             dtype=dtype, device=like.device)
+                        for v in values)
+
+
+def _full(value: float, like):
+    """``[value]``: a float64 NumPy array, or a tensor of ``like``'s dtype and device when it is a tensor."""
+    if _tensor_among((like,)) is None:
+        return np.full(1, value)
+    xp, (t,) = _arrays(like)
+    return xp.full((1,), value, dtype=t.dtype, device=t.device)
+
+
 def euler_rate(tau, dt: float) -> np.ndarray:
     """``dt/tau``: the fraction of the state forward Euler removes per step (``1 - decay``; Loihi's decay)."""
-    return dt / np.asarray(tau, np.float64)
+    _, (tau,) = _arrays(tau)
+    return dt / tau
 
 
 def decay(tau, dt: float, integration: str = "exact") -> np.ndarray:
     """Membrane (or synaptic) decay per step: ``exp(-dt/tau)`` (exact) or ``1 - dt/tau`` (forward Euler)."""
-    tau = np.asarray(tau, np.float64)
+    xp, (tau,) = _arrays(tau)
     if integration == "exact":
-        return np.exp(-dt / tau)
+        return xp.exp(-dt / tau)
     if integration == "euler":
         return 1.0 - euler_rate(tau, dt)
     raise ValueError(f"integration must be one of {INTEGRATIONS}, got {integration!r}")
@@ -107,7 +158,7 @@ def exact_capacitance(gain, tau, dt: float) -> np.ndarray:
 def input_gain(r, tau, dt: float, integration: str = "exact") -> np.ndarray:
     """Membrane change per step from a unit input held over the step: ``r (1 - decay)`` (exact) or
     ``r dt / tau`` (forward Euler, NIR's reading)."""
-    r, tau = np.asarray(r, np.float64), np.asarray(tau, np.float64)
+    _, (r, tau) = _arrays(r, tau)
     if integration == "euler":
         return r * dt / tau
     return _leak_gain(r, decay(tau, dt, integration))
@@ -115,8 +166,15 @@ def input_gain(r, tau, dt: float, integration: str = "exact") -> np.ndarray:
 
 def integrator_gain(r, dt: float):
     """``r dt``: the input gain per step of ``dv/dt = r I`` (IF, no leak; exact and Euler agree). The dtype of
-    ``r`` is kept (NIR's float32 arrays stay float32)."""
+    ``r`` is kept (NIR's float32 arrays stay float32; a tensor stays a tensor)."""
     return r * dt
+
+
+def steps(time, dt: float):
+    """``round(time / dt)``: a duration (a refractory period) in whole steps, halves to even (NumPy's and
+    torch's ``round``). The rounding is flat, so no gradient reaches ``time`` through it."""
+    xp, (time,) = _arrays(time)
+    return xp.round(time / dt)
 
 
 def integrator_resistance(gain, dt: float):
@@ -136,7 +194,7 @@ def _leak_gain(r, d) -> np.ndarray:
 def _factor(name: str, value) -> np.ndarray:
     if value is None:
         raise ValueError(f"integration='discrete' takes {name} (the factor per step)")
-    return np.asarray(value, np.float64)
+    return _arrays(value)[1][0]
 
 
 def lif(dt: float, integration: str = "exact", *, tau=None, r=None, beta=None) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +209,8 @@ def lif(dt: float, integration: str = "exact", *, tau=None, r=None, beta=None) -
         [0.9, 1.0]
     """
     if integration == "discrete":
-        return _factor("beta", beta), np.ones(1)
+        beta = _factor("beta", beta)
+        return beta, _full(1.0, beta)
     return decay(tau, dt, integration), input_gain(r, tau, dt, integration)
 
 
@@ -190,15 +249,16 @@ def cuba_lif(dt: float, integration: str = "exact", *, tau_syn=None, tau_mem=Non
         [0.5, 0.75, 0.5, 0.0, 0.25]
     """
     if integration == "discrete":
-        return dict(syn_decay=_factor("alpha", alpha), mem_decay=_factor("beta", beta), syn_gain=np.ones(1),
-                    i_old=np.zeros(1), i_new=np.ones(1))
-    w_in, r = np.asarray(w_in, np.float64), np.asarray(r, np.float64)
+        alpha, beta = _factor("alpha", alpha), _factor("beta", beta)
+        return dict(syn_decay=alpha, mem_decay=beta, syn_gain=_full(1.0, alpha), i_old=_full(0.0, alpha),
+                    i_new=_full(1.0, alpha))
+    _, (w_in, r) = _arrays(w_in, r)
     a, b = decay(tau_syn, dt, integration), decay(tau_mem, dt, integration)
     if integration == "euler":
         syn_gain, i_new = input_gain(w_in, tau_syn, dt, "euler"), input_gain(r, tau_mem, dt, "euler")
     else:
         syn_gain, i_new = a * w_in, r * cuba_p21(tau_syn, tau_mem, dt) / a
-    return dict(syn_decay=a, mem_decay=b, syn_gain=syn_gain, i_old=np.zeros(1), i_new=i_new)
+    return dict(syn_decay=a, mem_decay=b, syn_gain=syn_gain, i_old=_full(0.0, a), i_new=i_new)
 
 
 def euler_tau(decay_per_step, dt: float) -> np.ndarray:
@@ -227,7 +287,8 @@ def exact_tau_of_euler(tau, dt: float) -> np.ndarray:
 def cuba_p21(tau_syn, tau_mem, dt: float) -> np.ndarray:
     """Exact propagator entry from the synaptic current to the membrane over one step, per unit ``r``
     (see the module docstring); the limit ``dt/tau exp(-dt/tau)`` where the two time constants are equal."""
-    tau_syn, tau_mem = np.asarray(tau_syn, np.float64), np.asarray(tau_mem, np.float64)
+    xp, (tau_syn, tau_mem) = _arrays(tau_syn, tau_mem)
     alpha, beta = decay(tau_syn, dt), decay(tau_mem, dt)
-    same = np.isclose(tau_syn, tau_mem)
-    return np.where(same, dt / tau_mem * beta, tau_syn / np.where(same, 1.0, tau_syn - tau_mem) * (alpha - beta))
+    same = xp.isclose(tau_syn, tau_mem)  # numpy's and torch's defaults agree: rtol 1e-5, atol 1e-8
+    # the inner where keeps the unused branch finite, so torch's gradient through the outer one is too
+    return xp.where(same, dt / tau_mem * beta, tau_syn / xp.where(same, 1.0, tau_syn - tau_mem) * (alpha - beta))
