@@ -54,8 +54,11 @@ from torch.nn.modules import module as _module
 
 #: how the spikes are kept for backward: "bits" (1 bit a spike, numpy.packbits) or "uint8" (1 byte a spike)
 PACK = "bits"
-#: bytes of one chunk of unpacked spikes in backward (rows per chunk: a multiple of 8, at least 8)
-CHUNK_BYTES = 1 << 20
+#: bytes of one chunk of unpacked spikes in backward and of one piece of a conv's output (rows per chunk: a
+#: multiple of 8, at least 8). Each chunk is one more parallel call, which on a loaded 2-core machine can wait a
+#: scheduler slice (measured: 1 MiB chunks doubled the MLP step there, 4 MiB cost 5%); larger chunks raise the
+#: backward peak of the CSNN above its forward peak (RESULTS.md, "Training step")
+CHUNK_BYTES = 4 << 20
 #: False: every input takes the plain path (for measuring against it; benchmarks/train_step.py --plain-spikes)
 ENABLED = True
 
@@ -95,33 +98,56 @@ def _spans(n: int, step: int):
     return [(start, min(n, start + step)) for start in range(0, n, step)]
 
 
+def _nonzero(t: torch.Tensor) -> np.ndarray:
+    """``t != 0`` as a NumPy bool array (NumPy: no torch parallel region per chunk, each of which can wait a
+    whole scheduler slice for a descheduled thread on a loaded machine)."""
+    t = t.detach()
+    if t.dtype == torch.bfloat16:  # NumPy has no bfloat16: its bits, sign masked (-0.0 is zero too)
+        return (t.view(torch.int16).numpy() & 0x7FFF) != 0
+    return t.numpy() != 0
+
+
 def _pack(s: torch.Tensor) -> torch.Tensor:
-    """``s`` (0/1 in any float dtype, any strides) as uint8 of ``s``'s shape, or its flat bits (``PACK``)."""
-    if PACK == "uint8":
-        u8 = torch.empty(s.shape, dtype=torch.uint8)
-        return u8.copy_(s)  # exact for 0 and 1; one byte a value, contiguous whatever s's strides
+    """``s`` (0/1 in any float dtype, any strides) as uint8 of ``s``'s shape, or its flat bits (``PACK``),
+    converted a chunk of rows at a time (no full-size temporary)."""
     m, row = s.shape[0], int(np.prod(s.shape[1:], dtype=np.int64))
-    bits = np.empty(-(-m * row // 8), dtype=np.uint8)
-    step = _rows_per_chunk(s.shape, torch.uint8)
-    buf = torch.empty((min(m, step), *s.shape[1:]), dtype=torch.uint8)
-    for start in range(0, m, step):  # through a chunk-sized byte buffer: no full uint8 copy either
-        stop = min(m, start + step)
-        chunk = buf[:stop - start].copy_(s[start:stop])
-        bits[start * row // 8:-(-stop * row // 8)] = np.packbits(chunk.numpy().reshape(-1))
-    return torch.from_numpy(bits)
+    step = _rows_per_chunk(s.shape, torch.float32)  # bool temporaries of a quarter chunk (forward's peak)
+    if PACK == "uint8":
+        out = np.empty(tuple(s.shape), dtype=np.uint8)
+        for start, stop in _spans(m, step):
+            out[start:stop] = _nonzero(s[start:stop])
+        return torch.from_numpy(out)
+    out = np.empty(-(-m * row // 8), dtype=np.uint8)
+    for start, stop in _spans(m, step):  # a multiple of 8 rows a chunk: each starts on a whole byte
+        out[start * row // 8:-(-stop * row // 8)] = np.packbits(_nonzero(s[start:stop]).reshape(-1))
+    return torch.from_numpy(out)
 
 
 def _unpack(packed: torch.Tensor, shape: torch.Size, start: int, stop: int, dtype: torch.dtype) -> torch.Tensor:
     """Rows ``start:stop`` of the packed spikes of ``shape`` as ``dtype`` (``start`` a multiple of 8)."""
     if packed.shape == shape:  # uint8
-        return packed[start:stop].to(dtype)
-    row = int(np.prod(shape[1:], dtype=np.int64))
-    bits = np.unpackbits(packed.numpy()[start * row // 8:-(-stop * row // 8)], count=(stop - start) * row)
-    return torch.from_numpy(bits).reshape(stop - start, *shape[1:]).to(dtype)
+        rows = packed.numpy()[start:stop]
+    else:
+        row = int(np.prod(shape[1:], dtype=np.int64))
+        rows = np.unpackbits(packed.numpy()[start * row // 8:-(-stop * row // 8)], count=(stop - start) * row)
+    if dtype in (torch.float32, torch.float64, torch.float16):
+        return torch.from_numpy(rows.astype(torch.empty((), dtype=dtype).numpy().dtype)).reshape(
+            stop - start, *shape[1:])
+    return torch.from_numpy(rows).reshape(stop - start, *shape[1:]).to(dtype)
 
 
-def _accumulate(acc: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
-    # sums of chunks in at least float32 (a 16-bit running sum would lose the small chunks' bits)
+def _accumulate(acc: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``acc + a @ b`` (``a @ b`` alone first): sums of chunks in at least float32 (a 16-bit running sum
+    would lose the small chunks' bits), one call per chunk when the product is float32 already."""
+    if acc is None:
+        part = a.mm(b)
+        return part.to(torch.promote_types(part.dtype, torch.float32))
+    if acc.dtype == a.dtype:
+        return acc.addmm_(a, b)
+    return acc.add_(a.mm(b))
+
+
+def _add(acc: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
     if acc is None:
         return part.to(torch.promote_types(part.dtype, torch.float32))
     return acc.add_(part)
@@ -151,7 +177,7 @@ class _SpikeLinear(torch.autograd.Function):
             for start in range(0, m, step):
                 stop = min(m, start + step)
                 s_c = _unpack(packed, ctx.s_shape, start, stop, cdt)
-                g_w = _accumulate(g_w, dy[start:stop].t().mm(s_c))
+                g_w = _accumulate(g_w, dy[start:stop].t(), s_c)
                 del s_c
             g_w = g_w.to(weight.dtype)
         if ctx.needs_input_grad[2]:
@@ -210,9 +236,9 @@ class _SpikeConv2d(torch.autograd.Function):
                 stop = min(n, start + step)
                 s_c = _unpack(packed, ctx.s_shape, start, stop, cdt)
                 _, gw, gb = conv_backward(dy[start:stop], s_c, [False, True, need_b])
-                g_w = _accumulate(g_w, gw)
+                g_w = _add(g_w, gw)
                 if need_b:
-                    g_b = _accumulate(g_b, gb)
+                    g_b = _add(g_b, gb)
                 del s_c
             g_w = g_w.to(weight.dtype)
         elif need_b:
