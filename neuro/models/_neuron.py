@@ -1,5 +1,27 @@
 """Public base class of the neuron models: parameters in physical units, validated once, turned into
-per-step kernel coefficients for a given ``dt``."""
+per-step kernel coefficients for a given ``dt``.
+
+One parameter interface serves both front ends: ``model.parameters`` maps the physical parameters' names to the
+model's values, and ``model.coefficients(params, dt, torch_module=None)`` turns any such mapping into the
+kernels' per-step coefficients, in NumPy for NumPy values and in torch for tensors (the same arithmetic,
+:mod:`neuro.models.coefficients`). ``kernel_params(dt)`` is that method on the model's own values (``neuro.sim``);
+``neuro.nn.Neuron`` keeps the parameters as torch tensors and calls it every forward pass, so gradients reach
+the physical parameters.
+
+Example:
+    >>> import torch
+    >>> from neuro.models import LIF
+    >>> cell = LIF(tau_m=10.0, cm=2.0)
+    >>> list(cell.parameters)
+    ['tau_m', 'cm', 'v_rest', 'v_thresh', 'v_reset', 'tau_refrac']
+    >>> params = {k: torch.tensor(v, dtype=torch.float64) for k, v in cell.parameters.items()}
+    >>> params["tau_m"].requires_grad_()
+    tensor([10.], dtype=torch.float64, requires_grad=True)
+    >>> c = cell.coefficients(params, dt=1.0)
+    >>> c["decay"].backward()                            # d exp(-dt/tau_m) / d tau_m
+    >>> round(c["decay"].item(), 6), round(params["tau_m"].grad.item(), 6)   # exp(-0.1), 0.01 exp(-0.1)
+    (0.904837, 0.009048)
+"""
 
 from __future__ import annotations
 
@@ -70,13 +92,30 @@ class SimulationResult:
         return self.states["v"]
 
 
+class _Parameters:
+    """``model.parameters``: name -> the model's float64 value (1-D) of each physical parameter its
+    :meth:`NeuronModel.coefficients` reads. A non-data descriptor, so a model that keeps its own dict in the
+    attribute (:class:`~neuro.models.Equations`) overrides it."""
+
+    def __get__(self, model, owner=None):
+        if model is None:
+            return self
+        return {k: getattr(model, k) for k in model._parameter_names()}
+
+
 class NeuronModel:
-    """Base of :class:`~neuro.models.LIF` and friends. Subclasses set ``dynamics`` and implement
-    :meth:`kernel_params` and :meth:`initial_state`."""
+    """Base of :class:`~neuro.models.LIF` and friends. Subclasses set ``dynamics`` and either implement
+    :meth:`_parameter_names`, :meth:`coefficients` and :meth:`initial_values` (the built-in models; then
+    :meth:`kernel_params`, :meth:`initial_state` and ``neuro.nn.Neuron`` follow) or override
+    :meth:`kernel_params` and :meth:`initial_state` themselves."""
 
     dynamics: ClassVar[Dynamics]
     reset_mode: int = 0
     reset_delay: int = 0
+    parameters = _Parameters()
+    #: physical parameters :meth:`coefficients` rounds to whole steps (a refractory period): no gradient
+    #: reaches them, so ``neuro.nn.Neuron`` refuses to learn them
+    stepped_parameters: ClassVar[tuple[str, ...]] = ()
 
     # -- helpers for subclasses -------------------------------------------------------------------
     def _set_reset(self, reset: str, reset_delay: bool) -> None:
@@ -120,9 +159,44 @@ class NeuronModel:
             out[k] = np.array(np.broadcast_to(val, (n,)), dtype=np.float32)
         return out
 
+    def _parameter_names(self) -> tuple[str, ...]:
+        """The names in :attr:`parameters` (those of the model's ``integration`` form)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its physical parameters")
+
+    def _given(self, params: dict, dt, torch_module) -> tuple[dict, float]:
+        """``params`` checked to name exactly this model's parameters, as tensors when ``torch_module`` is
+        given; ``dt`` checked."""
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be a dict of parameter name -> value, got {type(params).__name__}")
+        names = self._parameter_names()
+        missing = [k for k in names if k not in params]
+        unknown = [k for k in params if k not in names]
+        if missing or unknown:
+            raise ValueError(f"params of {type(self).__name__} (integration={getattr(self, 'integration', None)!r}) "
+                             f"must name {', '.join(names)}; missing {missing}, unknown {unknown}")
+        if torch_module is not None:
+            params = {k: v if isinstance(v, torch_module.Tensor)
+                      else torch_module.as_tensor(np.asarray(v, np.float64)) for k, v in params.items()}
+        return params, self._dt(dt)
+
     # -- public API -----------------------------------------------------------------------------
+    def coefficients(self, params: dict, dt: float, torch_module=None) -> dict:
+        """The kernels' per-step coefficients (the names of ``dynamics.params``) from the physical parameters
+        ``params`` (names as :attr:`parameters`), in float64 before the kernels round them to float32.
+
+        NumPy arrays give NumPy arrays; torch tensors give tensors, differentiable (the same formulas,
+        :mod:`neuro.models.coefficients`). With ``torch_module`` (``torch``) NumPy values are made tensors first,
+        as :meth:`neuro.models.Equations.coefficients` takes it."""
+        raise NotImplementedError(f"{type(self).__name__} does not compute coefficients from given parameters")
+
     def kernel_params(self, dt: float) -> dict[str, np.ndarray]:
-        """Per-step float32 coefficients for the kernels, each of length 1 or N."""
+        """Per-step float32 coefficients for the kernels, each of length 1 or N: :meth:`coefficients` of the
+        model's own :attr:`parameters`."""
+        return self._pack(**self.coefficients(self.parameters, dt))
+
+    def initial_values(self, params: dict | None = None) -> dict:
+        """Each state variable's resting value (scalar or one per neuron) from ``params`` (default: the model's
+        :attr:`parameters`; a tensor where a state rests at a parameter, e.g. ``v`` at a learned ``v_rest``)."""
         raise NotImplementedError
 
     def kernel_options(self) -> dict[str, int]:
@@ -130,8 +204,8 @@ class NeuronModel:
         return {k: int(getattr(self, k)) for k in self.dynamics.options}
 
     def initial_state(self, n: int) -> dict[str, np.ndarray]:
-        """The resting state of ``n`` neurons."""
-        raise NotImplementedError
+        """The resting state of ``n`` neurons (:meth:`initial_values` as float32 arrays of length ``n``)."""
+        return self._state(n, **self.initial_values())
 
     def simulate(self, current, dt: float, initial_state: dict | None = None) -> SimulationResult:
         """Run ``N`` independent neurons driven by ``current`` [T, N] for T steps of ``dt`` ms.

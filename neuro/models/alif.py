@@ -129,18 +129,37 @@ class ALIF(NeuronModel):
         return cls(tau_m=1.0, cm=1.0, v_rest=0.0, v_thresh=threshold, v_reset=0.0, adapt_gain=adapt_gain,
                    reset=reset, integration="discrete", beta=beta, adapt_decay=adapt_decay)
 
+    stepped_parameters = ("tau_refrac",)
+
+    def _parameter_names(self) -> tuple[str, ...]:
+        if self.integration == "discrete":
+            decays = ("beta", "adapt_decay")
+        else:
+            decays = ("tau_m", "cm", "tau_adapt")
+        return decays + ("adapt_gain", "v_rest", "v_thresh", "v_reset", "tau_refrac")
+
+    def coefficients(self, params: dict, dt: float, torch_module=None) -> dict:
+        """The kernel coefficients from physical ``params`` (NumPy or torch; see
+        :meth:`neuro.models.NeuronModel.coefficients`): ``decay, gain, adapt_decay`` from
+        :func:`neuro.models.coefficients.alif` with ``r = tau_m / cm``, ``adapt_gain`` and the potentials as
+        given, ``t_ref`` the refractory period in whole steps."""
+        p, dt = self._given(params, dt, torch_module)
+        if self.integration == "discrete":
+            decay, gain, adapt_decay = coefficients.alif(dt, "discrete", beta=p["beta"],
+                                                         adapt_decay=p["adapt_decay"])
+        else:
+            decay, gain, adapt_decay = coefficients.alif(dt, self.integration, tau=p["tau_m"],
+                                                         r=p["tau_m"] / p["cm"], tau_adapt=p["tau_adapt"])
+        return dict(decay=decay, gain=gain, v_leak=p["v_rest"], threshold=p["v_thresh"], v_reset=p["v_reset"],
+                    t_ref=coefficients.steps(p["tau_refrac"], dt), adapt_decay=adapt_decay,
+                    adapt_gain=p["adapt_gain"])
+
     def step_factors(self, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(decay, gain, adapt_decay)`` per step in float64 (:func:`neuro.models.coefficients.alif` for this
-        model's ``integration``); :meth:`kernel_params` rounds them to float32."""
-        return coefficients.alif(self._dt(dt), self.integration, tau=self.tau_m, r=self.tau_m / self.cm,
-                                 tau_adapt=self.tau_adapt, beta=self.beta, adapt_decay=self.adapt_decay)
+        """``(decay, gain, adapt_decay)`` per step in float64 (:meth:`coefficients` of the model's own
+        parameters, :func:`neuro.models.coefficients.alif` for its ``integration``); :meth:`kernel_params`
+        rounds them to float32."""
+        c = self.coefficients(self.parameters, dt)
+        return c["decay"], c["gain"], c["adapt_decay"]
 
-    def kernel_params(self, dt: float) -> dict[str, np.ndarray]:
-        dt = self._dt(dt)
-        decay, gain, adapt_decay = self.step_factors(dt)
-        return self._pack(decay=decay, gain=gain, v_leak=self.v_rest, threshold=self.v_thresh,
-                          v_reset=self.v_reset, t_ref=np.round(self.tau_refrac / dt), adapt_decay=adapt_decay,
-                          adapt_gain=self.adapt_gain)
-
-    def initial_state(self, n: int) -> dict[str, np.ndarray]:
-        return self._state(n, v=self.v_rest, a=0.0, ref=0.0)
+    def initial_values(self, params: dict | None = None) -> dict:
+        return {"v": (self.parameters if params is None else params)["v_rest"], "a": 0.0, "ref": 0.0}

@@ -119,16 +119,34 @@ class CubaLIF(NeuronModel):
         return cls(v_rest=0.0, v_thresh=threshold, v_reset=0.0, reset=reset, reset_delay=reset_delay,
                    integration="discrete", alpha=alpha, beta=beta)
 
+    stepped_parameters = ("tau_refrac",)
+
+    def _parameter_names(self) -> tuple[str, ...]:
+        if self.integration == "discrete":
+            dynamics = ("alpha", "beta")
+        else:
+            dynamics = ("tau_m", "tau_syn", "cm", "w_in")
+        return dynamics + ("v_rest", "v_thresh", "v_reset", "tau_refrac")
+
+    def coefficients(self, params: dict, dt: float, torch_module=None) -> dict:
+        """The kernel coefficients from physical ``params`` (NumPy or torch; see
+        :meth:`neuro.models.NeuronModel.coefficients`): the synaptic and membrane factors from
+        :func:`neuro.models.coefficients.cuba_lif` with ``r = tau_m / cm``, the potentials as given, ``t_ref``
+        the refractory period in whole steps."""
+        p, dt = self._given(params, dt, torch_module)
+        if self.integration == "discrete":
+            factors = coefficients.cuba_lif(dt, "discrete", alpha=p["alpha"], beta=p["beta"])
+        else:
+            factors = coefficients.cuba_lif(dt, self.integration, tau_syn=p["tau_syn"], tau_mem=p["tau_m"],
+                                            r=p["tau_m"] / p["cm"], w_in=p["w_in"])
+        return dict(factors, v_leak=p["v_rest"], threshold=p["v_thresh"], v_reset=p["v_reset"],
+                    t_ref=coefficients.steps(p["tau_refrac"], dt))
+
     def step_factors(self, dt: float) -> dict[str, np.ndarray]:
-        """``syn_decay, mem_decay, syn_gain, i_old, i_new`` per step in float64
-        (:func:`neuro.models.coefficients.cuba_lif` for this model's ``integration``)."""
-        return coefficients.cuba_lif(self._dt(dt), self.integration, tau_syn=self.tau_syn, tau_mem=self.tau_m,
-                                     r=self.tau_m / self.cm, w_in=self.w_in, alpha=self.alpha, beta=self.beta)
+        """``syn_decay, mem_decay, syn_gain, i_old, i_new`` per step in float64 (:meth:`coefficients` of the
+        model's own parameters, :func:`neuro.models.coefficients.cuba_lif` for its ``integration``)."""
+        c = self.coefficients(self.parameters, dt)
+        return {k: c[k] for k in ("syn_decay", "mem_decay", "syn_gain", "i_old", "i_new")}
 
-    def kernel_params(self, dt: float) -> dict[str, np.ndarray]:
-        dt = self._dt(dt)
-        return self._pack(**self.step_factors(dt), v_leak=self.v_rest, threshold=self.v_thresh,
-                          v_reset=self.v_reset, t_ref=np.round(self.tau_refrac / dt))
-
-    def initial_state(self, n: int) -> dict[str, np.ndarray]:
-        return self._state(n, i=0.0, v=self.v_rest, ref=0.0)
+    def initial_values(self, params: dict | None = None) -> dict:
+        return {"i": 0.0, "v": (self.parameters if params is None else params)["v_rest"], "ref": 0.0}

@@ -19,8 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import numpy as np
-
 from neuro.models import coefficients
 from neuro.models._neuron import NeuronModel, as_param
 from neuro.models.lif import DYNAMICS
@@ -42,11 +40,28 @@ class IF(NeuronModel):
         self.tau_refrac = as_param("tau_refrac", tau_refrac, nonnegative=True)
         self._set_reset(reset, reset_delay)
 
-    def kernel_params(self, dt: float) -> dict[str, np.ndarray]:
-        dt = self._dt(dt)
-        return self._pack(decay=1.0, gain=coefficients.integrator_gain(self.r, dt), v_leak=0.0,
-                          threshold=self.v_thresh, v_reset=self.v_reset,
-                          t_ref=np.round(self.tau_refrac / dt))
+    stepped_parameters = ("tau_refrac",)
 
-    def initial_state(self, n: int) -> dict[str, np.ndarray]:
-        return self._state(n, v=self.v_init, ref=0.0)
+    def _parameter_names(self) -> tuple[str, ...]:
+        return ("r", "v_thresh", "v_reset", "tau_refrac")
+
+    def coefficients(self, params: dict, dt: float, torch_module=None) -> dict:
+        """The kernel coefficients from physical ``params`` (NumPy or torch; see
+        :meth:`neuro.models.NeuronModel.coefficients`): LIF's update with ``decay = 1``, ``v_leak = 0`` and
+        ``gain = r dt`` (:func:`neuro.models.coefficients.integrator_gain`), ``t_ref`` in whole steps.
+
+        Example:
+            >>> from neuro.models import IF
+            >>> c = IF().coefficients(dict(r=2.0, v_thresh=1.0, v_reset=0.0, tau_refrac=0.0), dt=0.5)
+            >>> c["gain"].item(), c["decay"].item()
+            (1.0, 1.0)
+        """
+        p, dt = self._given(params, dt, torch_module)
+        _, (r,) = coefficients._arrays(p["r"])
+        return dict(decay=coefficients._full(1.0, r), gain=coefficients.integrator_gain(r, dt),
+                    v_leak=coefficients._full(0.0, r), threshold=p["v_thresh"], v_reset=p["v_reset"],
+                    t_ref=coefficients.steps(p["tau_refrac"], dt))
+
+    def initial_values(self, params: dict | None = None) -> dict:
+        # v starts at v_init, an initial state rather than a parameter of the update
+        return {"v": self.v_init, "ref": 0.0}

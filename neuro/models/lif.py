@@ -127,20 +127,41 @@ class LIF(NeuronModel):
         return cls(tau_m=1.0, cm=1.0, v_rest=0.0, v_thresh=threshold, v_reset=0.0, reset=reset,
                    reset_delay=reset_delay, integration="discrete", beta=beta)
 
+    stepped_parameters = ("tau_refrac",)
+
+    def _parameter_names(self) -> tuple[str, ...]:
+        membrane = ("beta",) if self.integration == "discrete" else ("tau_m", "cm")
+        return membrane + ("v_rest", "v_thresh", "v_reset", "tau_refrac")
+
+    def coefficients(self, params: dict, dt: float, torch_module=None) -> dict:
+        """The kernel coefficients from physical ``params`` (NumPy or torch; see
+        :meth:`neuro.models.NeuronModel.coefficients`): ``decay, gain`` from
+        :func:`neuro.models.coefficients.lif` with ``r = tau_m / cm``, the potentials as given, ``t_ref`` the
+        refractory period in whole steps.
+
+        Example:
+            >>> from neuro.models import LIF
+            >>> c = LIF(tau_m=10.0, integration="euler").coefficients(dict(tau_m=5.0, cm=5.0, v_rest=0.0,
+            ...     v_thresh=1.0, v_reset=0.0, tau_refrac=2.0), dt=1.0)
+            >>> c["decay"].item(), c["gain"].item(), c["t_ref"].item()     # 1 - dt/tau_m, (tau_m/cm) dt/tau_m
+            (0.8, 0.2, 2.0)
+        """
+        p, dt = self._given(params, dt, torch_module)
+        if self.integration == "discrete":
+            decay, gain = coefficients.lif(dt, "discrete", beta=p["beta"])
+        else:
+            decay, gain = coefficients.lif(dt, self.integration, tau=p["tau_m"], r=p["tau_m"] / p["cm"])
+        return dict(decay=decay, gain=gain, v_leak=p["v_rest"], threshold=p["v_thresh"], v_reset=p["v_reset"],
+                    t_ref=coefficients.steps(p["tau_refrac"], dt))
+
     def step_factors(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
-        """``(decay, gain)`` per step in float64 (:func:`neuro.models.coefficients.lif` for this model's
-        ``integration``); :meth:`kernel_params` rounds them to float32."""
-        return coefficients.lif(self._dt(dt), self.integration, tau=self.tau_m, r=self.tau_m / self.cm,
-                                beta=self.beta)
+        """``(decay, gain)`` per step in float64 (:meth:`coefficients` of the model's own parameters);
+        :meth:`kernel_params` rounds them to float32."""
+        c = self.coefficients(self.parameters, dt)
+        return c["decay"], c["gain"]
 
-    def kernel_params(self, dt: float) -> dict[str, np.ndarray]:
-        dt = self._dt(dt)
-        decay, gain = self.step_factors(dt)
-        return self._pack(decay=decay, gain=gain, v_leak=self.v_rest, threshold=self.v_thresh,
-                          v_reset=self.v_reset, t_ref=np.round(self.tau_refrac / dt))
-
-    def initial_state(self, n: int) -> dict[str, np.ndarray]:
-        return self._state(n, v=self.v_rest, ref=0.0)
+    def initial_values(self, params: dict | None = None) -> dict:
+        return {"v": (self.parameters if params is None else params)["v_rest"], "ref": 0.0}
 
     def synaptic_coupling(self, tau_syn: float, dt: float, params: dict, n: int) -> np.ndarray | None:
         """Factor from a synaptic current to this model's input ``x`` for one step (``neuro.sim``): the exact
