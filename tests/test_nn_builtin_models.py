@@ -267,3 +267,12 @@ def test_learned_v_rest_is_where_the_membrane_starts():
     _, v = layer(torch.zeros(3, 1, 1), return_v=True)
     assert v.flatten().tolist() == [-2.0, -2.0, -2.0]
     assert Neuron(IF(v_init=0.5), dt=1.0)(torch.zeros(1, 1, 1), return_v=True)[1].item() == 0.5
+
+
+def test_nir_export_names_what_is_missing():
+    """NIR export of a layer over a built-in model is not written: a NIRExportError saying so, not a crash."""
+    from neuro.io import NIRExportError, to_nir
+
+    net = torch.nn.Sequential(Neuron(LIF(tau_m=10.0, v_rest=0.0, v_thresh=1.0, v_reset=0.0)))
+    with pytest.raises(NIRExportError, match="built-in LIF has no NIR export yet"):
+        to_nir(net, (3,), dt=1.0)

@@ -199,6 +199,16 @@ class NeuronModel:
         :attr:`parameters`; a tensor where a state rests at a parameter, e.g. ``v`` at a learned ``v_rest``)."""
         raise NotImplementedError
 
+    def nir_node(self, parameters: dict | None = None, time_scale: float = 1.0, shape: tuple | None = None):
+        """NIR export of a ``neuro.nn.Neuron`` over this model: not written for the built-in models (their NIR
+        reading of ``integration``, ``tau_refrac`` and the discrete forms is not decided), so this raises the
+        :class:`~neuro.models.equations.EquationError` NIR export reports as its ``NIRExportError``, naming
+        the layers that export (:class:`~neuro.models.Equations` overrides it with its NIR node)."""
+        from neuro.models.equations import EquationError
+
+        raise EquationError(f"a neuro.nn.Neuron over a built-in {type(self).__name__} has no NIR export yet; "
+                            "the neuro.nn.LIF, CubaLIF and IF layers export to NIR")
+
     def kernel_options(self) -> dict[str, int]:
         """Integer flags shared by the population (reset mode and timing)."""
         return {k: int(getattr(self, k)) for k in self.dynamics.options}
