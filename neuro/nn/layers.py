@@ -44,7 +44,7 @@ class TimeDistributed(nn.Module):
             raise ValueError(f"TimeDistributed expects time-major input [T, B, ...], got shape {tuple(x.shape)}")
         T, B = x.shape[0], x.shape[1]
         # spikes from a neuro.nn spiking layer: Linear / Conv2d keep them packed for backward (spike_inputs)
-        spikes = spike_inputs.is_spikes(x)
+        spikes = spike_inputs.ENABLED and spike_inputs.is_spikes(x)
         call = self._over_spikes if spikes else self.layer
         if self.chunk is None or self.chunk >= T:
             y = call(x.reshape(T * B, *x.shape[2:]))

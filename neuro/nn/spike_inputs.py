@@ -55,11 +55,12 @@ from torch.nn.modules import module as _module
 #: how the spikes are kept for backward: "bits" (1 bit a spike, numpy.packbits) or "uint8" (1 byte a spike)
 PACK = "bits"
 #: bytes of one chunk of unpacked spikes in backward and of one piece of a conv's output (rows per chunk: a
-#: multiple of 8, at least 8). Each chunk is one more parallel call, which on a loaded 2-core machine can wait a
-#: scheduler slice (measured: 1 MiB chunks doubled the MLP step there, 4 MiB cost 5%); larger chunks raise the
-#: backward peak of the CSNN above its forward peak (RESULTS.md, "Training step")
-CHUNK_BYTES = 4 << 20
-#: False: every input takes the plain path (for measuring against it; benchmarks/train_step.py --plain-spikes)
+#: multiple of 8, at least 8). Each chunk is one more call, which costs time whatever its size on this 2-core
+#: machine (one conv backward over 640 images 104 ms, in two calls 160 ms); 8 MiB keeps the CSNN's conv over
+#: spikes in one backward call per TimeDistributed chunk (packed / plain step time 1.04 in a paired run; 4 MiB:
+#: 1.33) at +2 MB of backward peak, still below the forward one (RESULTS.md, "Training step")
+CHUNK_BYTES = 8 << 20
+#: False: every input takes the plain path, as before this module (benchmarks/train_step.py --plain-spikes)
 ENABLED = True
 
 _MARK = "_neuro_spikes_version"
@@ -94,8 +95,14 @@ def _rows_per_chunk(s_shape: torch.Size, dtype: torch.dtype) -> int:
 
 
 def _spans(n: int, step: int):
-    """``(start, stop)`` of consecutive pieces of ``range(n)``, ``step`` long (the last one shorter)."""
-    return [(start, min(n, start + step)) for start in range(0, n, step)]
+    """``(start, stop)`` of the fewest pieces of ``range(n)`` at most ``step`` long (``step`` a multiple of 8),
+    of equal lengths rounded up to a multiple of 8 (no short last piece: a call costs time whatever its size)."""
+    if n <= step:
+        return [(0, n)]
+    pieces = -(-n // step)
+    size = -(-n // pieces)
+    size = -(-size // 8) * 8  # <= step, a multiple of 8
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
 
 
 def _nonzero(t: torch.Tensor) -> np.ndarray:
@@ -172,10 +179,7 @@ class _SpikeLinear(torch.autograd.Function):
         cdt = dy.dtype  # the dtype the forward computed in (autocast's, or the inputs')
         g_s = g_w = g_b = None
         if ctx.needs_input_grad[1]:  # first: the chunks' temporaries come and go before dS [M, K] exists
-            m = ctx.s_shape[0]
-            step = _rows_per_chunk(ctx.s_shape, cdt)
-            for start in range(0, m, step):
-                stop = min(m, start + step)
+            for start, stop in _spans(ctx.s_shape[0], _rows_per_chunk(ctx.s_shape, cdt)):
                 s_c = _unpack(packed, ctx.s_shape, start, stop, cdt)
                 g_w = _accumulate(g_w, dy[start:stop].t(), s_c)
                 del s_c
@@ -229,28 +233,27 @@ class _SpikeConv2d(torch.autograd.Function):
             return torch.ops.aten.convolution_backward(d, s, w, bias_sizes, stride, padding, dilation, False,
                                                        [0, 0], groups, mask)
 
-        if need_w:  # first: the chunks' temporaries come and go before dS exists
-            n = ctx.s_shape[0]
-            step = _rows_per_chunk(ctx.s_shape, cdt)
-            for start in range(0, n, step):
-                stop = min(n, start + step)
-                s_c = _unpack(packed, ctx.s_shape, start, stop, cdt)
-                _, gw, gb = conv_backward(dy[start:stop], s_c, [False, True, need_b])
+        n = ctx.s_shape[0]
+        if need_s:
+            g_s = dy.new_empty(ctx.s_shape, dtype=ctx.s_dtype)
+        # one call per chunk for every gradient needed (as torch's own backward, which is one chunk): the input
+        # gradient needs only the chunk's shape, the weight's the unpacked chunk
+        for start, stop in _spans(n, _rows_per_chunk(ctx.s_shape, cdt)):
+            shape = (stop - start, *ctx.s_shape[1:])
+            s_c = _unpack(packed, ctx.s_shape, start, stop, cdt) if need_w else dy.new_empty(1).expand(shape)
+            gs, gw, gb = conv_backward(dy[start:stop], s_c, [need_s, need_w, need_b])
+            del s_c
+            if need_s:
+                g_s[start:stop] = gs
+            if need_w:
                 g_w = _add(g_w, gw)
-                if need_b:
-                    g_b = _add(g_b, gb)
-                del s_c
+            if need_b:
+                g_b = _add(g_b, gb)
+            del gs, gw, gb
+        if need_w:
             g_w = g_w.to(weight.dtype)
-        elif need_b:
-            g_b = dy.sum((0, 2, 3))
         if need_b:
             g_b = g_b.to(ctx.bias_dtype)
-        if need_s:  # conv2d_input, in pieces as the forward: the input enters only through its shape
-            n = ctx.s_shape[0]
-            g_s = dy.new_empty(ctx.s_shape, dtype=ctx.s_dtype)
-            for start, stop in _spans(n, _rows_per_chunk(ctx.s_shape, cdt)):
-                shape = (stop - start, *ctx.s_shape[1:])
-                g_s[start:stop] = conv_backward(dy[start:stop], dy.new_empty(1).expand(shape), [True, False, False])[0]
         return g_s, g_w, g_b, None, None, None, None
 
 
