@@ -95,6 +95,7 @@ import sympy as sp
 from neuro import _checks
 from neuro.models._base import RESET_MODES, Dynamics
 from neuro.models._neuron import NeuronModel
+from neuro.models.coefficients import steps
 
 __all__ = ["Equations", "EquationError", "UNITS"]
 
@@ -1556,7 +1557,7 @@ class Equations(NeuronModel):
         out = {k: coefs[k] for k in self._direct_params()}
         out.update({k: coefs[k] for k in self._coef_names()})
         if self._counter:
-            out["_t_ref"] = np.round(self.refractory_ms() / dt)
+            out["_t_ref"] = steps(self.refractory_ms(), dt)
         return self._pack(**out)
 
     def initial_state(self, n: int) -> dict[str, np.ndarray]:

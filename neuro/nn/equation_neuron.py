@@ -48,6 +48,7 @@ from torch import nn
 
 from neuro import _checks
 from neuro.models._base import RESET_MODES
+from neuro.models.coefficients import steps
 from neuro.nn.base import SpikingNeuron
 
 
@@ -127,7 +128,7 @@ class Neuron(SpikingNeuron):
     def kernel_params(self) -> dict[str, torch.Tensor]:
         out = self._coefficients({k: getattr(self, k) for k in self._names})
         if "_t_ref" in self.dynamics.params:
-            out["_t_ref"] = torch.as_tensor(np.round(self.model.refractory_ms() / self.dt), dtype=torch.float32)
+            out["_t_ref"] = torch.as_tensor(steps(self.model.refractory_ms(), self.dt), dtype=torch.float32)
         return {k: torch.as_tensor(v).to(torch.float32) for k, v in out.items()}
 
     def initial_state(self) -> dict:

@@ -228,7 +228,7 @@ class _Plan:
             model = {"delta": "iaf_psc_delta", "none": "iaf_psc_delta", "exp": "iaf_psc_exp",
                      "cond": "iaf_cond_exp"}[kind]
             p.update(tau_m=tau, C_m=cm * 1000.0, E_L=_arr(m.v_rest, n), V_th=_arr(m.v_thresh, n),
-                     V_reset=_arr(m.v_reset, n), t_ref=np.round(_arr(m.tau_refrac, n) / dt) * dt)
+                     V_reset=_arr(m.v_reset, n), t_ref=coefficients.steps(_arr(m.tau_refrac, n), dt) * dt)
             if kind == "cond":  # iaf_cond_exp takes the leak conductance [nS], not tau_m
                 p["g_L"] = p["C_m"] / p.pop("tau_m")
             for r in chan:
@@ -240,7 +240,7 @@ class _Plan:
             model = "iaf_psc_delta"
             p.update(tau_m=np.full(n, _TAU_INF), C_m=1000.0 / _arr(m.r, n), E_L=np.zeros(n),
                      V_th=_arr(m.v_thresh, n), V_reset=_arr(m.v_reset, n),
-                     t_ref=np.round(_arr(m.tau_refrac, n) / dt) * dt)
+                     t_ref=coefficients.steps(_arr(m.tau_refrac, n), dt) * dt)
             wscale = dict.fromkeys(chan, 1.0)
         elif type(m) is CubaLIF:
             if m.integration != "exact":
@@ -255,7 +255,7 @@ class _Plan:
             tau_s = _arr(m.tau_syn, n)
             p.update(tau_m=_arr(m.tau_m, n), C_m=_arr(m.cm, n) * 1000.0, E_L=_arr(m.v_rest, n),
                      V_th=_arr(m.v_thresh, n), V_reset=_arr(m.v_reset, n),
-                     t_ref=np.round(_arr(m.tau_refrac, n) / dt) * dt, tau_syn_ex=tau_s, tau_syn_in=tau_s)
+                     t_ref=coefficients.steps(_arr(m.tau_refrac, n), dt) * dt, tau_syn_ex=tau_s, tau_syn_in=tau_s)
             init["I_syn_ex"] = np.where(_arr(st["i"], n) > 0, _arr(st["i"], n), 0.0) * 1000.0
             init["I_syn_in"] = np.where(_arr(st["i"], n) < 0, _arr(st["i"], n), 0.0) * 1000.0
             if np.any(np.abs(_arr(m.w_in, n) - _arr(m.w_in, n)[0]) > 0):
@@ -280,7 +280,7 @@ class _Plan:
             p.update(C_m=cm * 1000.0, g_L=cm / _arr(m.tau_m, n) * 1000.0, E_L=_arr(m.v_rest, n),
                      V_th=_arr(m.v_thresh, n), Delta_T=_arr(m.delta_t, n), tau_w=_arr(m.tau_w, n),
                      a=_arr(m.a, n) * 1000.0, b=_arr(m.b, n) * 1000.0, V_reset=_arr(m.v_reset, n),
-                     V_peak=_arr(m.v_spike, n), t_ref=np.round(_arr(m.tau_refrac, n) / dt) * dt)
+                     V_peak=_arr(m.v_spike, n), t_ref=coefficients.steps(_arr(m.tau_refrac, n), dt) * dt)
             init["w"] = _arr(st["w"], n) * 1000.0
             wscale = {r: ({"delta": dt / cm[0], "exp": 1000.0, "cond": 1000.0}[kind]) for r in chan}
             if kind == "delta" and np.any(cm != cm[0]):
