@@ -26,7 +26,8 @@ and ``torch.cat``, so finished parts are not held twice.
 Which tensors are spikes: the :mod:`neuro.nn` spiking layers mark the spike tensor they return
 (:func:`mark_spikes`); :class:`neuro.nn.Flatten` passes the mark on to its view. A mark records the tensor's
 version counter, so after any in-place change of the tensor (or of a view sharing its storage) it no longer
-counts; any other tensor (a copy, a slice, ``s * 1.0``, a concatenation) is unmarked. The mark is an attribute
+counts (edits that bypass the counter, through ``.data`` or a NumPy view, are not seen, as autograd does not
+see them either); any other tensor (a copy, a slice, ``s * 1.0``, a concatenation) is unmarked. The mark is an attribute
 of the tensor object, so it dies with it. :class:`neuro.nn.TimeDistributed` sends a marked input through
 :func:`layer_over_spikes`: ``nn.Linear``, ``nn.Conv2d`` (zero padding given as numbers) or an ``nn.Sequential``
 starting with one, on the CPU, without module hooks, while something needs a gradient; everything else runs
@@ -58,7 +59,7 @@ PACK = "bits"
 #: multiple of 8, at least 8). Each chunk is one more call, which costs time whatever its size on this 2-core
 #: machine (one conv backward over 640 images 104 ms, in two calls 160 ms); 8 MiB keeps the CSNN's conv over
 #: spikes in one backward call per TimeDistributed chunk (packed / plain step time 1.04 in a paired run; 4 MiB:
-#: 1.33) at +2 MB of backward peak, still below the forward one (RESULTS.md, "Training step")
+#: 1.33) for +2 MB of peak (RESULTS.md, "Training step")
 CHUNK_BYTES = 8 << 20
 #: False: every input takes the plain path, as before this module (benchmarks/train_step.py --plain-spikes)
 ENABLED = True
