@@ -246,16 +246,21 @@ def test_csnn_shape_two_spiking_stages(chunk_bytes):
         assert torch.equal(g_p[name], g_r[name]), name
 
 
+def _small_layer_and_current(kind: str) -> tuple[nn.Module, torch.Tensor]:
+    """A float32 Linear(20, 6) or Conv2d(3, 4, 3) and an input current for the neurons before it."""
+    if kind == "linear":
+        return nn.Linear(20, 6), _current(8, 5, 20)
+    return nn.Conv2d(3, 4, 3, padding=1), _current(4, 3, 3, 6, 6)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("kind", ["linear", "conv"])
 def test_16_bit_layers(dtype, kind, chunk_bytes):
     """Spikes of a 16-bit input (16-bit spikes) into a 16-bit layer: gradients come back in 16 bits, bit-equal."""
     chunk_bytes(ONE_CHUNK)
     torch.manual_seed(0)
-    if kind == "linear":
-        layer, x = nn.Linear(20, 6).to(dtype), _current(8, 5, 20).to(dtype)
-    else:
-        layer, x = nn.Conv2d(3, 4, 3, padding=1).to(dtype), _current(4, 3, 3, 6, 6).to(dtype)
+    layer, x = _small_layer_and_current(kind)
+    layer, x = layer.to(dtype), x.to(dtype)
     g = _compare(layer, x, chunk=3)
     assert g["weight"].dtype == dtype and g["x"].dtype == dtype
 
@@ -266,10 +271,7 @@ def test_autocast(dtype, kind, chunk_bytes):
     """float32 layer and spikes under torch.autocast: the product runs in 16 bits, gradients come back float32."""
     chunk_bytes(ONE_CHUNK)
     torch.manual_seed(0)
-    if kind == "linear":
-        layer, x = nn.Linear(20, 6), _current(8, 5, 20)
-    else:
-        layer, x = nn.Conv2d(3, 4, 3, padding=1), _current(4, 3, 3, 6, 6)
+    layer, x = _small_layer_and_current(kind)
     lif = neuro.nn.LIF(beta=0.8, learn_beta=True)
     w = _weights(4)
     with torch.autocast("cpu", dtype=dtype):
