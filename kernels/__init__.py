@@ -316,7 +316,8 @@ def _check_lean(dyn: Dynamics, x, state, params, opts, fmt: str, every: int) -> 
 
 
 def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: str = "float32", *,
-                 checkpoint: bool = True, record_v: bool = False, every: int | None = None):
+                 checkpoint: bool = True, record_v: bool = False, every: int | None = None,
+                 check_finite: bool = False):
     """Run T steps keeping, for :func:`backward_lean`, only the state every ``every`` steps.
 
     ``x[T, N]`` is float32, or the raw uint16 bits of bfloat16 / float16 input (``fmt``), read directly.
@@ -324,7 +325,9 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
     ``j % M``), or ``[P, N]``. ``state[S, N]`` float32 is updated in place to the final state.
 
     Returns ``(spikes[T, N] in x's format, ckpt[C, S, N] or None, v[T, N] float32 or None)``: ``ckpt[c]``
-    is the state before step ``c * every``, ``v`` the membrane after each step (``record_v``).
+    is the state before step ``c * every``, ``v`` the membrane after each step (``record_v``). With
+    ``check_finite``, a NaN or infinity in ``x`` raises ValueError (``state`` is then the final state of a run
+    over it: pass a copy to keep yours); the check rides on the kernel's one pass over ``x``.
 
     Example:
         >>> import numpy as np
@@ -343,18 +346,23 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
     T, n = _check_lean(dyn, x, state, params, opts, fmt, every)
     dt = _checks.check_dt(dt)
     checkpoint = _checks.check_bool("checkpoint", checkpoint)
+    check_finite = _checks.check_bool("check_finite", check_finite)
     record_v = _checks.check_bool("record_v", record_v)
     S = len(dyn.state)
     spikes = np.empty((T, n), x.dtype)
     ckpt = np.empty(((T + every - 1) // every if checkpoint else 0, S, n), np.float32)
     vrec = np.empty((T, n) if record_v else (1, 1), np.float32)
-    cpu.lean_forward_kernel(dyn, fmt)(x, state, params, opts, np.float32(dt), spikes, ckpt, vrec, every,
-                                      cpu.BLOCK, record_v)
+    nan_x = np.zeros((n + cpu.BLOCK - 1) // cpu.BLOCK, np.float32)
+    cpu.lean_forward_kernel(dyn, fmt, record_v)(x, state, params, opts, np.float32(dt), spikes, ckpt, vrec, every,
+                                                nan_x, cpu.BLOCK)
+    if check_finite and not np.isfinite(nan_x).all():
+        raise ValueError("x contains NaN or infinite values (in float32)")
     return spikes, (ckpt if checkpoint else None), (vrec if record_v else None)
 
 
 def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v=None, g_final=None,
-                  dt: float = 1.0, fmt: str = "float32", every: int | None = None, *, out=None):
+                  dt: float = 1.0, fmt: str = "float32", every: int | None = None, *, out=None,
+                  grad_params: bool = True):
     """Reverse-time BPTT from the checkpoints of :func:`forward_lean` (same ``x``, ``params``, ``every``),
     recomputing each segment's states in the kernel.
 
@@ -362,7 +370,8 @@ def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v
     ``g_final[S, N]`` (reaching the final state) float32 or None. Returns ``(g_x[T, N] in x's format,
     g_params[P, N] per neuron, g_init[S, N])``. ``g_x`` is written into ``out`` when given (a C-contiguous array
     like ``g_spikes``; it may be ``g_spikes`` itself: the kernel reads each row of ``g_spikes`` before it writes
-    that row of ``g_x``, and no other), else into a new array.
+    that row of ``g_x``, and no other), else into a new array. With ``grad_params=False`` the parameter
+    gradients are not computed and ``g_params`` is None.
     """
     from neuro import surrogate as sg_mod
     from neuro.kernels import cpu
@@ -394,12 +403,14 @@ def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v
                          f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
     else:
         g_x = out
-    g_params = np.zeros((P, n), np.float32)
-    has_gv = g_v is not None
-    kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt)
+    grad_params = _checks.check_bool("grad_params", grad_params)
+    g_params = np.zeros((P, n) if grad_params else (0, 0), np.float32)
+    # specialised on the option values: the reverse sweep then holds one reset mode's arithmetic and
+    # vectorises (1.4-1.8x faster than reading them at run time, RESULTS.md "Training step")
+    kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt, tuple(int(v) for v in opts), grad_params, g_v is not None)
     kern(x, ckpt, params, opts, np.float32(dt), np.float32(sg.slope), g_spikes,
-         g_v if has_gv else np.empty((1, 1), np.float32), g_x, g_params, g_state, every, cpu.BLOCK, has_gv)
-    return g_x, g_params, g_state
+         np.empty((1, 1), np.float32) if g_v is None else g_v, g_x, g_params, g_state, every, cpu.BLOCK)
+    return g_x, (g_params if grad_params else None), g_state
 
 
 def _check_x(x, name: str = "x") -> np.ndarray:

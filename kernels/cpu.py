@@ -256,7 +256,7 @@ def _gather(prefix: str, n: int) -> str:
     return lines + f"    for i in range(m):\n        j = (lo + i) % params.shape[1]\n{body}"
 
 
-def _lean_forward_source(dyn: Dynamics, fmt: str) -> str:
+def _lean_forward_source(dyn: Dynamics, fmt: str, record_v: bool = False) -> str:
     S, P, n_opt = len(dyn.state), len(dyn.params), len(dyn.options)
     s, o, new = names("s", S), names("o", n_opt), names("n", S)
     mem = dyn.state.index(dyn.membrane)
@@ -266,113 +266,114 @@ def _lean_forward_source(dyn: Dynamics, fmt: str) -> str:
     spk = "spk" if fmt == "float32" else f"np.uint16({_ONE_BITS[fmt]}) if spk > 0 else np.uint16(0)"
     ckpt = "".join(f"            ckpt[c, {k}, lo:hi] = {v}\n" for k, v in enumerate(s))
     write_back = "".join(f"    state[{k}, lo:hi] = {v}\n" for k, v in enumerate(s))
-    out = []
-    for suffix, rec in (("", False), ("_v", True)):
-        out.append(f"""
+    # nan_x[b]: NaN when block b's input holds a NaN or an infinity (x * 0 is NaN exactly then), so the input
+    # is checked in the pass that reads it anyway, not by a separate reduction over the whole tensor
+    return f"""
 @{_JIT}
-def _lblock{suffix}(x, state, params, opts, dt, spikes, ckpt, vrec, every, lo, hi):
+def _lblock(x, state, params, opts, dt, spikes, ckpt, vrec, every, nan_x, b, lo, hi):
 {_load_options(o, None)}{_locals("s", "state", S)}    m = hi - lo
-{_gather("p", P)}{_buffers(fmt, ["xb"])}    for t in range(x.shape[0]):
+{_gather("p", P)}{_buffers(fmt, ["xb"])}    zx = np.zeros(m, np.float32)
+    for t in range(x.shape[0]):
         if ckpt.shape[0] > 0 and t % every == 0:
             c = t // every
 {ckpt}        xt = x[t, lo:hi]
 {_decode(fmt, "xt", "xb", "        ")}        st = spikes[t, lo:hi]
-{"        vr = vrec[t, lo:hi]" + chr(10) if rec else ""}        for i in range(m):
+{"        vr = vrec[t, lo:hi]" + chr(10) if record_v else ""}        for i in range(m):
             {", ".join(new)}, spk = _step({call})
 {store}            st[i] = {spk}
-{f"            vr[i] = n{mem}" + chr(10) if rec else ""}{write_back}
-""")
-    out.append(f"""
+            zx[i] += {xv} * np.float32(0.0)
+{f"            vr[i] = n{mem}" + chr(10) if record_v else ""}{write_back}    nan_x[b] = zx.sum()
+
+
 @{_PJIT}
-def forward(x, state, params, opts, dt, spikes, ckpt, vrec, every, block, record_v):
+def forward(x, state, params, opts, dt, spikes, ckpt, vrec, every, nan_x, block):
     n = x.shape[1]
     nblocks = (n + block - 1) // block
     for b in numba.prange(nblocks):
         lo = b * block
         hi = min(lo + block, n)
-        if record_v:
-            _lblock_v(x, state, params, opts, dt, spikes, ckpt, vrec, every, lo, hi)
-        else:
-            _lblock(x, state, params, opts, dt, spikes, ckpt, vrec, every, lo, hi)
-""")
-    return "".join(out)
+        _lblock(x, state, params, opts, dt, spikes, ckpt, vrec, every, nan_x, b, lo, hi)
+"""
 
 
-def _lean_backward_source(dyn: Dynamics, fmt: str) -> str:
+def _lean_backward_source(dyn: Dynamics, fmt: str, options: tuple[int, ...] | None = None,
+                          grad_params: bool = True, with_gv: bool = False) -> str:
     S, P, n_opt = len(dyn.state), len(dyn.params), len(dyn.options)
-    s, o, new = names("s", S), names("o", n_opt), names("n", S)
+    o, new = names("o", n_opt), names("n", S)
     gs, gp = names("gs", S), names("gp", P)
     mem = dyn.state.index(dyn.membrane)
     low = fmt != "float32"
     xv = "xb[i]" if low else "xt[i]"
     p_args = [f"p{k}[i]" for k in range(P)]
-    step_call = ", ".join([f"{v}[i]" for v in s] + [xv] + p_args + o + ["dt"])
-    advance = "".join(f"                    {v}[i] = {w}\n" for v, w in zip(s, new, strict=True))
-    save = "".join(f"            seg{k}[t - t0] = {v}\n" for k, v in enumerate(s))
-    restore = "".join(f"        {v}[:] = ckpt[c, {k}, lo:hi]\n" for k, v in enumerate(s))
-    # copied into fresh block-local rows, not read through views of ``seg``: with views LLVM could not prove
-    # that they do not alias g_x, and the reverse sweep ran unvectorised (2.5x slower, RESULTS.md)
-    prev = "".join(f"            q{k}[:] = seg{k}[t - t0]\n" for k in range(S))
+    # The recomputation writes each segment's states straight into the block-local rows ``seg[k][j]`` (the
+    # state before step t0 + j); the reverse sweep copies row j into the fresh rows ``q`` in the loop that
+    # reads the incoming gradient. Read as ``seg[k][j, i]`` in the sweep itself, the sweep did not vectorise
+    # (LLVM cannot prove the rows do not alias g_x): 2x slower; copied in separate passes, the copies cost
+    # as much as the arithmetic (RESULTS.md, "Training step").
+    step_call = ", ".join([f"s{k}[i]" for k in range(S)] + [xv] + p_args + o + ["dt"])
+    advance = "".join(f"                s{k}[i] = {w}\n                seg{k}[j + 1, i] = {w}\n"
+                      for k, w in enumerate(new))
+    restore = ("".join(f"        ck{k} = ckpt[c, {k}, lo:hi]\n" for k in range(S)) + "        for i in range(m):\n"
+               + "".join(f"            s{k}[i] = ck{k}[i]\n            seg{k}[0, i] = ck{k}[i]\n" for k in range(S)))
+    # g_spikes' row is copied (or decoded) into a fresh buffer before g_x's row is written: g_x may be
+    # g_spikes itself (neuro.nn.functional reuses a dead incoming-gradient buffer)
+    if low:
+        read_row = _decode(fmt, "gst", "gsb", "            ")
+        read_row += "            for i in range(m):\n" + "".join(
+            f"                q{k}[i] = seg{k}[j, i]\n" for k in range(S))
+    else:
+        read_row = "            for i in range(m):\n                gsb[i] = gst[i]\n" + "".join(
+            f"                q{k}[i] = seg{k}[j, i]\n" for k in range(S))
     encode = "" if not low else (
         "            gxo = g_x[t, lo:hi]\n            for i in range(m):\n"
         f"                gxo[i] = {'bf16_bits' if fmt == 'bfloat16' else 'f16_bits'}(gxb_u[i])\n")
-
-    def body(with_gv: bool) -> str:
-        carried = [f"c{k}[i]" + (" + gv[i]" if with_gv and k == mem else "") for k in range(S)]
-        call = ", ".join([f"q{k}[i]" for k in range(S)] + [xv] + p_args + o
-                         + ["dt", "slope", "gsb[i]"] + carried)
-        lines = [f"                {', '.join(gs)}, gx, {', '.join(gp)} = _backward({call})"]
-        lines += [f"                c{k}[i] = {v}" for k, v in enumerate(gs)]
-        lines += [f"                {'gxb' if low else 'gxt'}[i] = gx"]
-        lines += [f"                a{k}[i] += {v}" for k, v in enumerate(gp)]
-        return "\n".join(lines) + "\n"
-
-    # g_spikes' row is copied (or decoded) into a fresh buffer before g_x's row is written: g_x may be
-    # g_spikes itself (neuro.nn.functional reuses a dead incoming-gradient buffer)
+    carried = [f"c{k}[i]" + (" + gv[i]" if with_gv and k == mem else "") for k in range(S)]
+    call = ", ".join([f"q{k}[i]" for k in range(S)] + [xv] + p_args + o + ["dt", "slope", "gsb[i]"] + carried)
+    body = [f"                {', '.join(gs)}, gx, {', '.join(gp)} = _backward({call})"]
+    body += [f"                c{k}[i] = {v}" for k, v in enumerate(gs)]
+    body += [f"                {'gxb' if low else 'gxt'}[i] = gx"]
+    if grad_params:  # else the parameter gradients are dead code, and LLVM drops their arithmetic
+        body += [f"                a{k}[i] += {v}" for k, v in enumerate(gp)]
     bufs = _buffers(fmt, ["xb", "gsb", "gxb"]) if low else "    gsb = np.empty(m, np.float32)\n"
-    read_gs = _decode(fmt, "gst", "gsb", "            ") if low else "            gsb[:] = gst\n"
-    accumulators = "".join(f"    a{k} = np.zeros(m, np.float32)\n" for k in range(P))
-    state_bufs = "".join(f"    {v} = np.empty(m, np.float32)\n    q{k} = np.empty(m, np.float32)\n"
-                         f"    seg{k} = np.empty((every, m), np.float32)\n" for k, v in enumerate(s))
-    out = []
-    for suffix, with_gv in (("", False), ("_gv", True)):
-        out.append(f"""
+    accumulators = "".join(f"    a{k} = np.zeros(m, np.float32)\n" for k in range(P)) if grad_params else ""
+    state_bufs = "".join(f"    s{k} = np.empty(m, np.float32)\n    q{k} = np.empty(m, np.float32)\n"
+                         f"    seg{k} = np.empty((every, m), np.float32)\n" for k in range(S))
+    write_back = "".join(f"    g_state[{k}, lo:hi] = c{k}\n" for k in range(S))
+    if grad_params:
+        write_back += "".join(f"    g_params[{k}, lo:hi] = a{k}\n" for k in range(P))
+    return f"""
 @{_JIT}
-def _lbblock{suffix}(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi):
-{_load_options(o, None)}    m = hi - lo
+def _lbblock(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi):
+{_load_options(o, options)}    m = hi - lo
 {_gather("p", P)}{_locals("c", "g_state", S)}{accumulators}{state_bufs}{bufs}\
     T = x.shape[0]
     for c in range((T + every - 1) // every - 1, -1, -1):
         t0 = c * every
         t1 = min(T, t0 + every)
-{restore}        for t in range(t0, t1):
-{save}            if t + 1 < t1:
-                xt = x[t, lo:hi]
-{_decode(fmt, "xt", "xb", "                ")}                for i in range(m):
-                    {", ".join(new)}, spk = _step({step_call})
+{restore}        for t in range(t0, t1 - 1):
+            j = t - t0
+            xt = x[t, lo:hi]
+{_decode(fmt, "xt", "xb", "            ")}            for i in range(m):
+                {", ".join(new)}, spk = _step({step_call})
 {advance}        for t in range(t1 - 1, t0 - 1, -1):
-{prev}            xt = x[t, lo:hi]
+            j = t - t0
+            xt = x[t, lo:hi]
             gst = g_spikes[t, lo:hi]
             gxt = g_x[t, lo:hi]
-{_decode(fmt, "xt", "xb", "            ")}{read_gs}\
+{_decode(fmt, "xt", "xb", "            ")}{read_row}\
 {"            gv = g_v[t, lo:hi]" + chr(10) if with_gv else ""}            for i in range(m):
-{body(with_gv)}{encode}{"".join(f"    g_state[{k}, lo:hi] = c{k}" + chr(10) for k in range(S))}\
-{"".join(f"    g_params[{k}, lo:hi] = a{k}" + chr(10) for k in range(P))}
-""")
-    out.append("""
-@{pjit}
-def backward(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, block, has_gv):
+{chr(10).join(body)}
+{encode}{write_back}
+
+@{_PJIT}
+def backward(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, block):
     n = x.shape[1]
     nblocks = (n + block - 1) // block
     for b in numba.prange(nblocks):
         lo = b * block
         hi = min(lo + block, n)
-        if has_gv:
-            _lbblock_gv(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi)
-        else:
-            _lbblock(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi)
-""".replace("{pjit}", _PJIT))
-    return "".join(out)
+        _lbblock(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi)
+"""
 
 
 def _lean_imports(dyn: Dynamics, fmt: str, surrogate=None) -> tuple[str, dict | None]:
@@ -383,16 +384,24 @@ def _lean_imports(dyn: Dynamics, fmt: str, surrogate=None) -> tuple[str, dict | 
 
 
 @cache
-def lean_forward_kernel(dyn: Dynamics, fmt: str = "float32"):
-    """The forward kernel that writes state checkpoints (see the section comment) for input format ``fmt``."""
+def lean_forward_kernel(dyn: Dynamics, fmt: str = "float32", record_v: bool = False):
+    """The forward kernel that writes state checkpoints (see the section comment) for input format ``fmt``,
+    recording the membrane after each step when ``record_v``."""
     head, _ = _lean_imports(dyn, fmt)
-    return load(f"{dyn.name}_cpu_lfwd_{fmt}", head + _lean_forward_source(dyn, fmt)).forward
+    return load(f"{dyn.name}_cpu_lfwd_{fmt}", head + _lean_forward_source(dyn, fmt, record_v)).forward
 
 
 @cache
-def lean_backward_kernel(dyn: Dynamics, surrogate_grad, fmt: str = "float32"):
-    """The backward kernel that recomputes each segment's states from its checkpoint."""
+def lean_backward_kernel(dyn: Dynamics, surrogate_grad, fmt: str = "float32", options: tuple[int, ...] | None = None,
+                         grad_params: bool = True, with_gv: bool = False):
+    """The backward kernel that recomputes each segment's states from its checkpoint.
+
+    Specialised (one compile each, cached on disk) for the option values ``options`` (or reading them from
+    ``opts`` at run time if None: 1.4-1.8x slower, measured), for ``grad_params`` (False: ``g_params`` is left
+    untouched and its arithmetic is not compiled) and for ``with_gv`` (a gradient reaching the membrane record).
+    """
     if dyn.make_backward is None:
         raise ValueError(f"model {dyn.name!r} has no backward step (it is not trainable)")
     head, inject = _lean_imports(dyn, fmt, surrogate_grad)
-    return load(f"{dyn.name}_cpu_lbwd_{fmt}", head + _lean_backward_source(dyn, fmt), inject).backward
+    source = _lean_backward_source(dyn, fmt, options, grad_params, with_gv)
+    return load(f"{dyn.name}_cpu_lbwd_{fmt}", head + source, inject).backward

@@ -31,9 +31,10 @@ def as_parameter(name: str, value, learn: bool, unit_interval: bool = False) -> 
     return nn.Parameter(t) if learn else t
 
 
-def check_time_major(x, name: str = "x") -> torch.Tensor:
-    """``x`` as a time-major tensor ``[T, B, ...]`` checked finite: float32, bfloat16 and float16 as they are
-    (the kernels read them directly), any other float dtype as float32 (finite there)."""
+def check_time_major(x, name: str = "x", finite: bool = True) -> torch.Tensor:
+    """``x`` as a time-major tensor ``[T, B, ...]`` checked finite (unless ``finite=False``: the caller's kernel
+    checks it): float32, bfloat16 and float16 as they are (the kernels read them directly), any other float
+    dtype as float32 (finite there)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() < 3:
@@ -43,7 +44,7 @@ def check_time_major(x, name: str = "x") -> torch.Tensor:
         raise TypeError(f"{name} must be a float tensor, got dtype {x.dtype}")
     if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
         x = x.float()  # finiteness in the dtype used: 1e39 is inf here
-    if x.numel() and not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+    if finite and x.numel() and not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values (in float32)")
     return x
 
@@ -173,7 +174,8 @@ class SpikingNeuron(nn.Module):
             >>> bool((torch.cat([s1, s2]) == lif(x)).all()), sorted(st)
             (True, ['ref', 'v'])
         """
-        x = check_time_major(x)
+        on_cpu = isinstance(x, torch.Tensor) and x.device.type == "cpu"  # there the kernel checks x is finite
+        x = check_time_major(x, finite=not on_cpu)
         return_v = _checks.check_bool("return_v", return_v)
         return_state = _checks.check_bool("return_state", return_state)
         T, B, sample = x.shape[0], x.shape[1], tuple(x.shape[2:])
@@ -181,7 +183,8 @@ class SpikingNeuron(nn.Module):
         params = self._rows(self.kernel_params(), self.dynamics.params, sample, 1, x.device)
         init = self._initial(state, B, sample, x.device)
         spikes, v, final = neuron_layer(self.dynamics, x.reshape(T, B * math.prod(sample)), params, init,
-                                        self.options(), self.surrogate, self.dt, want_v=return_v)
+                                        self.options(), self.surrogate, self.dt, want_v=return_v,
+                                        check_finite=on_cpu)
         out = [pass_mark(spikes, spikes.reshape(x.shape))]  # the returned spikes stay marked (spike_inputs)
         if return_v:
             out.append(v.reshape(x.shape).to(x.dtype))

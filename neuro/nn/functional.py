@@ -220,14 +220,15 @@ class _NeuronLayer(torch.autograd.Function):
     recomputes the states between checkpoints in the kernel (:func:`neuro.kernels.backward_lean`)."""
 
     @staticmethod
-    def forward(ctx, x, params, init, dyn, opts_np, sg, dt, want_v, every):
+    def forward(ctx, x, params, init, dyn, opts_np, sg, dt, want_v, every, check_finite):
         x = x.contiguous()
         params = params.contiguous()
         fmt = _FORMATS[x.dtype]
         state = init.detach().clone().contiguous()
         need_grad = any(ctx.needs_input_grad[:3])
         spikes, ckpt, v = kernels.forward_lean(dyn, _kernel_view(x), state.numpy(), params.detach().numpy(),
-                                               opts_np, dt, fmt, checkpoint=need_grad, record_v=want_v, every=every)
+                                               opts_np, dt, fmt, checkpoint=need_grad, record_v=want_v, every=every,
+                                               check_finite=check_finite)
         ctx.dyn, ctx.opts, ctx.sg, ctx.dt, ctx.fmt, ctx.every = dyn, opts_np, sg, dt, fmt, every
         if need_grad:
             ctx.save_for_backward(x, params, torch.from_numpy(ckpt))
@@ -250,30 +251,34 @@ class _NeuronLayer(torch.autograd.Function):
             ctx.dyn, ctx.sg, _kernel_view(x), ckpt.numpy(), params.detach().numpy(), ctx.opts,
             gs, None if g_v is None else g_v.float().contiguous().numpy(),
             None if g_final is None else g_final.float().contiguous().numpy(), ctx.dt, ctx.fmt, ctx.every,
-            out=gs if reuse else None)
+            out=gs if reuse else None, grad_params=ctx.needs_input_grad[1])
         g_x = g_spikes if reuse else _as_dtype(g_x, x.dtype)
-        g_p = torch.from_numpy(g_p)
         if ctx.needs_input_grad[1]:  # per neuron -> per column of the [P, M] rows
+            g_p = torch.from_numpy(g_p)
             g_p = g_p.reshape(g_p.shape[0], -1, params.shape[1]).sum(1)
-        return (g_x, g_p, torch.from_numpy(g_init), None, None, None, None, None, None)
+        return (g_x, g_p, torch.from_numpy(g_init), None, None, None, None, None, None, None)
 
 
 @torch.compiler.disable
 def neuron_layer(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: torch.Tensor, options, sg, dt: float,
-                 want_v: bool, every: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+                 want_v: bool, every: int | None = None, check_finite: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """What the :mod:`neuro.nn` layers call (arguments checked by them): ``x [T, N]`` (float32, bfloat16 or
     float16), ``params [P, M]`` per-sample rows (``N = B M``), ``init [S, N]`` float32.
 
     Returns ``(spikes [T, N] in x's dtype, membrane [T, N] float32 or None, final state [S, N] float32)``,
     all differentiable; the spikes are marked (:func:`neuro.nn.spike_inputs.mark_spikes`). On the CPU only
     the input and the state every ``every`` steps (:data:`neuro.kernels.CHECKPOINT_EVERY`) are kept for
-    backward; elsewhere the full-record kernels run on a float32 copy.
+    backward; elsewhere the full-record kernels run on a float32 copy. ``check_finite``: refuse NaN or
+    infinite values in ``x`` (ValueError; on the CPU the forward kernel checks them as it reads ``x``).
     """
     opts = option_codes(dyn, options)
     every = kernels.CHECKPOINT_EVERY if every is None else every
     if x.device.type == "cpu" and x.dtype in _FORMATS:
-        spikes, v, final = _NeuronLayer.apply(x, params, init, dyn, opts, sg, dt, want_v, every)
+        spikes, v, final = _NeuronLayer.apply(x, params, init, dyn, opts, sg, dt, want_v, every, check_finite)
         return mark_spikes(spikes), (v if want_v else None), final
+    if check_finite:
+        _checks.check_finite_tensor("x", x)
     n = x.shape[1]
     rows = params.repeat(1, n // params.shape[1]) if params.shape[1] else params.expand(-1, n)
     spikes, states, final = _NeuronScan.apply(x.float(), rows, init, dyn, opts, sg, dt, want_v)

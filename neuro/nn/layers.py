@@ -49,7 +49,9 @@ class TimeDistributed(nn.Module):
         if self.chunk is None or self.chunk >= T:
             y = call(x.reshape(T * B, *x.shape[2:]))
             return y.reshape(T, B, *y.shape[1:])
-        parts = (self._part(call, x[start:start + self.chunk]) for start in range(0, T, self.chunk))
+        # torch.split, not x[start:stop]: the gradient of a slice is a zero-filled tensor of x's full size per
+        # chunk, summed into x's gradient (T/chunk full-size fills and adds); split's backward is one cat
+        parts = (self._part(call, part) for part in torch.split(x, self.chunk))
         if spikes:  # each part placed as made (no list of parts beside the result)
             return spike_inputs.cat_as_made(parts, T)
         return torch.cat(list(parts))

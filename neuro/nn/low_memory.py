@@ -105,7 +105,8 @@ class _ChunkedSynapseNeuron(torch.autograd.Function):
         g_state = None if g_final is None else g_final.float().contiguous()
         g_x = torch.empty_like(x) if need_x else None
         g_w = [torch.zeros_like(w) if need else None for w, need in zip(weights, need_w, strict=True)]
-        g_p = torch.zeros((P, M))
+        need_p = ctx.needs_input_grad[2]
+        g_p = torch.zeros((P, M)) if need_p else None
         w = {k: v.detach().requires_grad_(need) for k, v, need in zip(ctx.names, weights, need_w, strict=True)}
         T = x.shape[0]
         for k in range((T + chunk - 1) // chunk - 1, -1, -1):
@@ -119,9 +120,11 @@ class _ChunkedSynapseNeuron(torch.autograd.Function):
             # chunk's states from it and runs the reverse sweep, dL/ds carried in from the next chunk
             g_pre, gp, g_init = kernels.backward_lean(
                 neuron.dynamics, neuron.surrogate, pre.detach().numpy(), ckpt[k:k + 1].numpy(), p_np, ctx.opts,
-                gs.numpy(), None, None if g_state is None else g_state.numpy(), neuron.dt, "float32", every=e - s)
+                gs.numpy(), None, None if g_state is None else g_state.numpy(), neuron.dt, "float32", every=e - s,
+                grad_params=need_p)
             g_state = torch.from_numpy(g_init)
-            g_p += torch.from_numpy(gp).reshape(P, -1, M).sum(1)  # per neuron -> per column of the [P, M] rows
+            if need_p:
+                g_p += torch.from_numpy(gp).reshape(P, -1, M).sum(1)  # per neuron -> per column of the [P, M] rows
             inputs = ([xk] if need_x else []) + [w[n] for n, need in zip(ctx.names, need_w, strict=True) if need]
             if inputs:
                 grads = list(torch.autograd.grad(pre, inputs, torch.from_numpy(g_pre)))
