@@ -73,3 +73,47 @@ def test_encoders_are_seeded_and_match_their_definitions():
     assert torch.equal(t_first[fired], torch.round((1 - x[fired]) * 10).long())
     sig = torch.tensor([0.0, 0.5, 0.55, 0.2, 0.9]).view(5, 1)
     assert neuro.encoding.delta(sig, threshold=0.1, off_spikes=True).view(-1).tolist() == [0, 1, 0, -1, 1]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_input_found_by_the_kernel_anywhere(dtype, bad):
+    """On the CPU the forward kernel checks x as it reads it (no separate reduction): one bad value at the
+    first, a middle and the last step, in the first, a middle and the last neuron of several kernel blocks
+    (BLOCK neurons each), is refused; the user's tensors and the layer's state are untouched."""
+    from neuro.kernels import cpu
+
+    torch.manual_seed(0)
+    n = 2 * cpu.BLOCK + 37  # three blocks, the last one short
+    lif = neuro.nn.LIF(beta=0.9)
+    x = (torch.rand(6, 1, n) * 0.5).to(dtype)
+    state = {"v": torch.rand(1, n), "ref": torch.zeros(1, n)}
+    kept = {k: v.clone() for k, v in state.items()}
+    clean = lif(x, state=state)
+    for t in (0, 3, 5):
+        for j in (0, cpu.BLOCK - 1, cpu.BLOCK, n // 2, n - 1):
+            y = x.clone()
+            y[t, 0, j] = bad
+            before = y.clone()
+            with pytest.raises(ValueError, match="x contains NaN or infinite values"):
+                lif(y, state=state)
+            assert torch.equal(y.isnan(), before.isnan()) and torch.equal(y.nan_to_num(), before.nan_to_num())
+            assert all(torch.equal(state[k], kept[k]) for k in state)
+    assert torch.equal(lif(x, state=state), clean)  # and a clean input still runs as before
+
+
+def test_rlif_spikes_are_marked_for_packing():
+    """RLIF stacks its per-step spikes itself: the stack is marked, so a TimeDistributed Linear after it keeps
+    the spikes as bits, with the plain path's gradients."""
+    from neuro.nn import spike_inputs
+
+    torch.manual_seed(0)
+    rlif = neuro.nn.RLIF(8, beta=0.9)
+    fc = neuro.nn.TimeDistributed(torch.nn.Linear(8, 3))
+    s = rlif(torch.rand(12, 2, 8) * 2)
+    assert spike_inputs.is_spikes(s) and 0 < s.sum() < s.numel()
+    fc(s).square().sum().backward()
+    packed = fc.layer.weight.grad.clone()
+    fc.layer.weight.grad = None
+    fc(s.detach().clone()).square().sum().backward()
+    assert torch.equal(packed, fc.layer.weight.grad)

@@ -29,6 +29,7 @@ from neuro import _checks
 from neuro.models import alif, cuba_lif, lif
 from neuro.nn.base import SpikingNeuron, check_time_major
 from neuro.nn.functional import neuron_layer
+from neuro.nn.spike_inputs import mark_spikes
 
 
 class LIF(SpikingNeuron):
@@ -202,7 +203,7 @@ class RLIF(LIF):
             spk = s.reshape(B, self.size)
             spikes.append(spk)
             vs.append(st[0].reshape(B, self.size))
-        out = [torch.stack(spikes)] if T else [x.new_zeros(x.shape)]
+        out = [mark_spikes(torch.stack(spikes))] if T else [x.new_zeros(x.shape)]  # spike_inputs: packed
         if return_v:
             out.append(torch.stack(vs) if T else x.new_zeros(x.shape))
         if return_state:
