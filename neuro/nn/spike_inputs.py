@@ -48,10 +48,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+
+import numba
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules import module as _module
+
+from neuro.kernels import bits as _bits
 
 #: how the spikes are kept for backward: "bits" (1 bit a spike, numpy.packbits) or "uint8" (1 byte a spike)
 PACK = "bits"
@@ -63,6 +68,12 @@ PACK = "bits"
 CHUNK_BYTES = 8 << 20
 #: False: every input takes the plain path, as before this module (benchmarks/train_step.py --plain-spikes)
 ENABLED = True
+#: numba threads for the bit kernels of :mod:`neuro.kernels.bits` (None: numba's own setting). 1, because a
+#: parallel region waits for all its threads, and with another busy process on this 2-core machine one of them
+#: is often descheduled for a scheduler slice (the torch regions :func:`_nonzero` avoids). Packing (3200, 1000)
+#: float32 spikes, mean ms on 2 threads / 1 / NumPy (paired runs): quiet 0.18-0.23 / 0.29-0.34 / 0.42-0.46,
+#: with one busy process beside 1.7-2.4 / 0.44-0.47 / 0.61-0.62
+KERNEL_THREADS: int | None = 1
 
 _MARK = "_neuro_spikes_version"
 
@@ -115,9 +126,40 @@ def _nonzero(t: torch.Tensor) -> np.ndarray:
     return t.numpy() != 0
 
 
+#: dtypes the bit kernels (:mod:`neuro.kernels.bits`) take, with the bit pattern of 1.0 for the 16-bit ones
+_KERNEL_ONES = {torch.float32: None, torch.float64: None, torch.float16: None, torch.bfloat16: 0x3F80}
+
+
+def _kernel_array(t: torch.Tensor) -> np.ndarray | None:
+    """``t``'s elements as the flat NumPy array the bit kernels take (bfloat16 as its uint16 bits; a view, no
+    copy), or None when they do not apply: not a C-contiguous CPU tensor of a dtype they take."""
+    if t.dtype not in _KERNEL_ONES or t.device.type != "cpu" or not t.is_contiguous() or not _bits.AVAILABLE:
+        return None
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16).reshape(-1)
+    return t.numpy().reshape(-1)
+
+
+@contextlib.contextmanager
+def _kernel_threads():
+    """numba's thread count set to :data:`KERNEL_THREADS` inside (numba's setting is per calling thread)."""
+    if KERNEL_THREADS is None:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(KERNEL_THREADS, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def _pack(s: torch.Tensor) -> torch.Tensor:
     """``s`` (0/1 in any float dtype, any strides) as uint8 of ``s``'s shape, or its flat bits (``PACK``),
-    converted a chunk of rows at a time (no full-size temporary)."""
+    converted a chunk of rows at a time (no full-size temporary). Bits of a C-contiguous CPU chunk in a dtype
+    of :data:`_KERNEL_ONES` come from :func:`neuro.kernels.bits.pack_nonzero` (the same bytes as the NumPy
+    path, written straight into the result: no bool temporary), any other chunk's from NumPy."""
     m, row = s.shape[0], int(np.prod(s.shape[1:], dtype=np.int64))
     step = _rows_per_chunk(s.shape, torch.float32)  # bool temporaries of a quarter chunk (forward's peak)
     if PACK == "uint8":
@@ -126,22 +168,37 @@ def _pack(s: torch.Tensor) -> torch.Tensor:
             out[start:stop] = _nonzero(s[start:stop])
         return torch.from_numpy(out)
     out = np.empty(-(-m * row // 8), dtype=np.uint8)
-    for start, stop in _spans(m, step):  # a multiple of 8 rows a chunk: each starts on a whole byte
-        out[start * row // 8:-(-stop * row // 8)] = np.packbits(_nonzero(s[start:stop]).reshape(-1))
+    with _kernel_threads():
+        for start, stop in _spans(m, step):  # a multiple of 8 rows a chunk: each starts on a whole byte
+            dst = out[start * row // 8:-(-stop * row // 8)]
+            chunk = s[start:stop]
+            flat = _kernel_array(chunk)
+            if flat is not None:
+                _bits.pack_nonzero(flat, out=dst)
+            else:
+                dst[:] = np.packbits(_nonzero(chunk).reshape(-1))
     return torch.from_numpy(out)
 
 
 def _unpack(packed: torch.Tensor, shape: torch.Size, start: int, stop: int, dtype: torch.dtype) -> torch.Tensor:
-    """Rows ``start:stop`` of the packed spikes of ``shape`` as ``dtype`` (``start`` a multiple of 8)."""
+    """Rows ``start:stop`` of the packed spikes of ``shape`` as ``dtype`` (``start`` a multiple of 8). Bits
+    unpack straight into the result with :func:`neuro.kernels.bits.unpack_bits` for the dtypes of
+    :data:`_KERNEL_ONES` (the same values as the NumPy path, without its uint8 temporary)."""
+    rows_shape = (stop - start, *shape[1:])
     if packed.shape == shape:  # uint8
         rows = packed.numpy()[start:stop]
     else:
         row = int(np.prod(shape[1:], dtype=np.int64))
+        if dtype in _KERNEL_ONES and _bits.AVAILABLE:
+            out = torch.empty(rows_shape, dtype=dtype)
+            with _kernel_threads():
+                _bits.unpack_bits(packed.numpy(), start * row, (stop - start) * row, _kernel_array(out),
+                                  one=_KERNEL_ONES[dtype])
+            return out
         rows = np.unpackbits(packed.numpy()[start * row // 8:-(-stop * row // 8)], count=(stop - start) * row)
     if dtype in (torch.float32, torch.float64, torch.float16):
-        return torch.from_numpy(rows.astype(torch.empty((), dtype=dtype).numpy().dtype)).reshape(
-            stop - start, *shape[1:])
-    return torch.from_numpy(rows).reshape(stop - start, *shape[1:]).to(dtype)
+        return torch.from_numpy(rows.astype(torch.empty((), dtype=dtype).numpy().dtype)).reshape(rows_shape)
+    return torch.from_numpy(rows).reshape(rows_shape).to(dtype)
 
 
 def _accumulate(acc: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
