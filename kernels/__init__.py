@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -360,6 +361,20 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
     return spikes, (ckpt if checkpoint else None), (vrec if record_v else None)
 
 
+_WORKSPACE = threading.local()
+
+
+def _segment_workspace(threads: int, S: int, every: int, block: int) -> np.ndarray:
+    """The lean backward kernel's per-thread segment buffers ``[threads, S, every, block]`` float32, kept by the
+    calling Python thread between calls (a kernel call per layer per step; fresh, they page-fault each time).
+    One per Python thread: two threads running kernels at once never share one."""
+    shape = (threads, S, every, block)
+    work = getattr(_WORKSPACE, "array", None)
+    if work is None or work.size < int(np.prod(shape)):
+        work = _WORKSPACE.array = np.empty(int(np.prod(shape)), np.float32)
+    return work[:int(np.prod(shape))].reshape(shape)
+
+
 def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v=None, g_final=None,
                   dt: float = 1.0, fmt: str = "float32", every: int | None = None, *, out=None,
                   grad_params: bool = True):
@@ -409,7 +424,8 @@ def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v
     # vectorises (1.4-1.8x faster than reading them at run time, RESULTS.md "Training step")
     kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt, tuple(int(v) for v in opts), grad_params, g_v is not None)
     kern(x, ckpt, params, opts, np.float32(dt), np.float32(sg.slope), g_spikes,
-         np.empty((1, 1), np.float32) if g_v is None else g_v, g_x, g_params, g_state, every, cpu.BLOCK)
+         np.empty((1, 1), np.float32) if g_v is None else g_v, g_x, g_params, g_state, every, cpu.BLOCK,
+         _segment_workspace(cpu.numba.get_num_threads(), S, every, cpu.BLOCK))
     return g_x, (g_params if grad_params else None), g_state
 
 

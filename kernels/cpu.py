@@ -305,6 +305,9 @@ def _lean_backward_source(dyn: Dynamics, fmt: str, options: tuple[int, ...] | No
     low = fmt != "float32"
     xv = "xb[i]" if low else "xt[i]"
     p_args = [f"p{k}[i]" for k in range(P)]
+    # ``work[S, every, block]`` is the calling thread's segment buffer, made once by the caller: allocated per
+    # block (512 KB), it came fresh from the OS and page-faulted in every block of a training step (2.8 ms of
+    # the MLP's 4.6 ms backward kernel, RESULTS.md "Training step").
     # The recomputation writes each segment's states straight into the block-local rows ``seg[k][j]`` (the
     # state before step t0 + j); the reverse sweep copies row j into the fresh rows ``q`` in the loop that
     # reads the incoming gradient. Read as ``seg[k][j, i]`` in the sweep itself, the sweep did not vectorise
@@ -337,13 +340,13 @@ def _lean_backward_source(dyn: Dynamics, fmt: str, options: tuple[int, ...] | No
     bufs = _buffers(fmt, ["xb", "gsb", "gxb"]) if low else "    gsb = np.empty(m, np.float32)\n"
     accumulators = "".join(f"    a{k} = np.zeros(m, np.float32)\n" for k in range(P)) if grad_params else ""
     state_bufs = "".join(f"    s{k} = np.empty(m, np.float32)\n    q{k} = np.empty(m, np.float32)\n"
-                         f"    seg{k} = np.empty((every, m), np.float32)\n" for k in range(S))
+                         f"    seg{k} = work[{k}]\n" for k in range(S))
     write_back = "".join(f"    g_state[{k}, lo:hi] = c{k}\n" for k in range(S))
     if grad_params:
         write_back += "".join(f"    g_params[{k}, lo:hi] = a{k}\n" for k in range(P))
     return f"""
 @{_JIT}
-def _lbblock(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi):
+def _lbblock(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi, work):
 {_load_options(o, options)}    m = hi - lo
 {_gather("p", P)}{_locals("c", "g_state", S)}{accumulators}{state_bufs}{bufs}\
     T = x.shape[0]
@@ -366,13 +369,14 @@ def _lbblock(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_s
 {encode}{write_back}
 
 @{_PJIT}
-def backward(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, block):
+def backward(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, block, work):
     n = x.shape[1]
     nblocks = (n + block - 1) // block
     for b in numba.prange(nblocks):
         lo = b * block
         hi = min(lo + block, n)
-        _lbblock(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi)
+        _lbblock(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi,
+                 work[numba.get_thread_id()])
 """
 
 

@@ -109,3 +109,61 @@ def test_float32_sequences_of_any_length_take_the_lean_path(steps):
     per_step_record = any(t.dim() == 3 and t.shape[0] == steps and t.shape[1] == len(layer.dynamics.state)
                           for t in saved)
     assert not per_step_record
+
+
+def test_many_blocks_any_thread_count_and_concurrent_callers():
+    """Three kernel blocks (the backward's segment buffers belong to the numba thread and are reused from block
+    to block): the lean gradients equal the full-record ones bit for bit on 1 and 2 numba threads, and when two
+    Python threads train at once (each has its own buffers)."""
+    import threading
+
+    import numba
+
+    from neuro.kernels import cpu
+
+    dyn, values, opts = CASES["lif-zero-same-step-refractory"]
+    n = 2 * cpu.BLOCK + 37
+    sg = neuro.surrogate.get("atan")
+
+    def case(seed):
+        g = torch.Generator().manual_seed(seed)
+        rows = torch.stack([torch.full((n,), float(values.get(k, DEFAULTS.get(k, 0.0)))) for k in dyn.params])
+        rows[dyn.params.index("decay")] *= 1 + 0.05 * torch.rand(n, generator=g)
+        x = torch.rand(T, n, generator=g) * 1.3 - 0.1
+        return x, rows, torch.zeros(len(dyn.state), n)
+
+    def grads(seed, fn):
+        x, rows, init = case(seed)
+        x = x.requires_grad_(True)
+        spk, _, final = fn(x, rows, init)
+        ((spk * torch.linspace(-1, 1, n)).sum() + final[0].sum()).backward()
+        return spk, x.grad
+
+    def lean(x, rows, init):
+        return neuron_layer(dyn, x, rows, init, opts, sg, 1.0, want_v=False, every=4)
+
+    def full(x, rows, init):
+        return neuron_scan(dyn, x, rows, init, opts, sg, record=False, return_state=True)
+
+    ref = {seed: grads(seed, full) for seed in (1, 2)}
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            for seed in (1, 2):
+                spk, gx = grads(seed, lean)
+                assert torch.equal(spk, ref[seed][0]) and torch.equal(gx, ref[seed][1]), (threads, seed)
+    finally:
+        numba.set_num_threads(before)
+    out = {}
+    workers = [threading.Thread(target=lambda s=s: out.__setitem__(s, [grads(s, lean) for _ in range(3)]))
+               for s in (1, 2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for seed in (1, 2):
+        assert len(out[seed]) == 3
+        for spk, gx in out[seed]:
+            assert torch.equal(spk, ref[seed][0]) and torch.equal(gx, ref[seed][1]), seed
+    assert ref[1][0].sum() > 0 and not torch.equal(ref[1][1], ref[2][1])
