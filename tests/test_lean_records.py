@@ -10,6 +10,7 @@ parameter copy.
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -167,3 +168,40 @@ def test_many_blocks_any_thread_count_and_concurrent_callers():
         for spk, gx in out[seed]:
             assert torch.equal(spk, ref[seed][0]) and torch.equal(gx, ref[seed][1]), seed
     assert ref[1][0].sum() > 0 and not torch.equal(ref[1][1], ref[2][1])
+
+
+@pytest.mark.parametrize("case, grad_params, with_gv", [
+    ("lif-subtract-next-step", False, False),
+    ("lif-zero-same-step-refractory", True, True),
+    ("cuba_lif", False, False),
+])
+def test_specialised_backward_equals_the_generic_one(case, grad_params, with_gv, monkeypatch):
+    """Large calls run a backward kernel compiled for their option values (and without the parameter-gradient
+    arithmetic when it is not wanted); it gives the bits of the kernel that reads the options at run time."""
+    dyn, values, opts = CASES[case]
+    opts = np.array(opts, np.int64)
+    g = np.random.default_rng(3)
+    n = 700
+    rows = np.stack([np.full(n, values[k] if k in values else DEFAULTS[k], np.float32) for k in dyn.params])
+    rows[0] *= 1 + 0.05 * g.random(n, dtype=np.float32)
+    x = (g.random((T, n), dtype=np.float32) * 1.3 - 0.1).astype(np.float32)
+    spikes, ckpt, _ = kernels.forward_lean(dyn, x, np.zeros((len(dyn.state), n), np.float32), rows, opts, every=4)
+    assert spikes.sum() > 0
+    g_spikes = g.standard_normal((T, n)).astype(np.float32)
+    g_v = g.standard_normal((T, n)).astype(np.float32) if with_gv else None
+    sg = neuro.surrogate.get("atan")
+    from neuro.kernels import cpu
+
+    built = []
+    real = cpu.lean_backward_kernel
+    monkeypatch.setattr(cpu, "lean_backward_kernel", lambda *a: built.append(a[3:]) or real(*a))
+    results = []
+    for threshold in (0, 1 << 62):  # specialised, then generic
+        monkeypatch.setattr(kernels, "SPECIALISE_FROM", threshold)
+        results.append(kernels.backward_lean(dyn, sg, x, ckpt, rows, opts, g_spikes.copy(), g_v, None, every=4,
+                                             grad_params=grad_params))
+    assert built == [(tuple(int(o) for o in opts), grad_params, with_gv), (None, True, with_gv)]
+    (gx_s, gp_s, gi_s), (gx_g, gp_g, gi_g) = results
+    assert np.array_equal(gx_s, gx_g) and np.array_equal(gi_s, gi_g)
+    assert (gp_s is None and gp_g is None) if not grad_params else np.array_equal(gp_s, gp_g)
+    assert np.abs(gx_s).sum() > 0
