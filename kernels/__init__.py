@@ -369,15 +369,23 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
 _WORKSPACE = threading.local()
 
 
+#: Largest segment workspace (bytes) kept between calls; a larger one (a long checkpoint interval) is made for
+#: its call only, so memory is not held for it.
+WORKSPACE_KEEP_BYTES = 16 << 20
+
+
 def _segment_workspace(threads: int, S: int, every: int, block: int) -> np.ndarray:
     """The lean backward kernel's per-thread segment buffers ``[threads, S, every, block]`` float32, kept by the
     calling Python thread between calls (a kernel call per layer per step; fresh, they page-fault each time).
     One per Python thread: two threads running kernels at once never share one."""
     shape = (threads, S, every, block)
+    size = int(np.prod(shape))
+    if 4 * size > WORKSPACE_KEEP_BYTES:
+        return np.empty(shape, np.float32)
     work = getattr(_WORKSPACE, "array", None)
-    if work is None or work.size < int(np.prod(shape)):
-        work = _WORKSPACE.array = np.empty(int(np.prod(shape)), np.float32)
-    return work[:int(np.prod(shape))].reshape(shape)
+    if work is None or work.size < size:
+        work = _WORKSPACE.array = np.empty(size, np.float32)
+    return work[:size].reshape(shape)
 
 
 def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v=None, g_final=None,

@@ -205,3 +205,11 @@ def test_specialised_backward_equals_the_generic_one(case, grad_params, with_gv,
     assert np.array_equal(gx_s, gx_g) and np.array_equal(gi_s, gi_g)
     assert (gp_s is None and gp_g is None) if not grad_params else np.array_equal(gp_s, gp_g)
     assert np.abs(gx_s).sum() > 0
+
+
+def test_workspace_made_per_call_when_too_large_to_keep(monkeypatch):
+    """A segment workspace above WORKSPACE_KEEP_BYTES is made for its call and not kept: same gradients."""
+    monkeypatch.setattr(kernels, "WORKSPACE_KEEP_BYTES", 0)
+    monkeypatch.setattr(kernels._WORKSPACE, "array", None, raising=False)
+    test_gradients_equal_the_full_record_kernels("lif-subtract-next-step", 7)
+    assert kernels._WORKSPACE.array is None
