@@ -168,7 +168,7 @@ def backward_kernel(dyn: Dynamics, surrogate_grad, options: tuple[int, ...] | No
 #
 # What a training layer keeps for backward is its input (in the input's own dtype) and the state every K
 # steps (``ckpt[C, S, N]``, C = ceil(T / K)); the backward kernel recomputes the K states of one segment
-# into a block-local buffer and runs the reverse sweep over it. The recomputation calls the same step
+# into its thread's segment buffer and runs the reverse sweep over them. The recomputation calls the same step
 # function on the same float32 values, so it reproduces the forward states bitwise.
 #
 # Input formats: "float32", or "bfloat16" / "float16" passed as their raw uint16 bits (numba has no CPU
@@ -305,10 +305,10 @@ def _lean_backward_source(dyn: Dynamics, fmt: str, options: tuple[int, ...] | No
     low = fmt != "float32"
     xv = "xb[i]" if low else "xt[i]"
     p_args = [f"p{k}[i]" for k in range(P)]
-    # ``work[S, every, block]`` is the calling thread's segment buffer, made once by the caller: allocated per
-    # block (512 KB), it came fresh from the OS and page-faulted in every block of a training step (2.8 ms of
-    # the MLP's 4.6 ms backward kernel, RESULTS.md "Training step").
-    # The recomputation writes each segment's states straight into the block-local rows ``seg[k][j]`` (the
+    # ``work[S, every, block]`` is the calling numba thread's segment buffer, kept by the caller between calls:
+    # allocated per block (512 KB), it came fresh from the OS and page-faulted in every block of a training step
+    # (both backward kernels of an MLP step: 7.4 ms per step so, 6.6 ms kept; RESULTS.md "Training step").
+    # The recomputation writes each segment's states straight into its rows ``seg[k][j]`` (the
     # state before step t0 + j); the reverse sweep copies row j into the fresh rows ``q`` in the loop that
     # reads the incoming gradient. Read as ``seg[k][j, i]`` in the sweep itself, the sweep did not vectorise
     # (LLVM cannot prove the rows do not alias g_x): 2x slower; copied in separate passes, the copies cost
