@@ -432,15 +432,15 @@ def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v
     else:
         g_x = out
     grad_params = _checks.check_bool("grad_params", grad_params)
-    g_params = np.zeros((P, n) if grad_params else (0, 0), np.float32)
     # specialised on the option values, the reverse sweep holds one reset mode's arithmetic and vectorises
     # (1.4-1.8x faster than reading them at run time, RESULTS.md "Training step"); without parameter gradients
-    # their arithmetic is not compiled. Worth a compile only for large calls (SPECIALISE_FROM).
-    if T * n >= SPECIALISE_FROM:
-        kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt, tuple(int(v) for v in opts), grad_params, g_v is not None)
-    else:
-        kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt, None, True, g_v is not None)
-        g_params = g_params if grad_params else np.zeros((P, n), np.float32)
+    # their arithmetic is not compiled. Worth a compile only for large calls (SPECIALISE_FROM); the shared
+    # kernel always computes the parameter gradients.
+    specialise = T * n >= SPECIALISE_FROM
+    computed = grad_params or not specialise
+    g_params = np.zeros((P, n) if computed else (0, 0), np.float32)
+    kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt, tuple(int(v) for v in opts) if specialise else None,
+                                    computed, g_v is not None)
     kern(x, ckpt, params, opts, np.float32(dt), np.float32(sg.slope), g_spikes,
          np.empty((1, 1), np.float32) if g_v is None else g_v, g_x, g_params, g_state, every, cpu.BLOCK,
          _segment_workspace(cpu.numba.get_num_threads(), S, every, cpu.BLOCK))

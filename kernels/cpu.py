@@ -320,13 +320,9 @@ def _lean_backward_source(dyn: Dynamics, fmt: str, options: tuple[int, ...] | No
                + "".join(f"            s{k}[i] = ck{k}[i]\n            seg{k}[0, i] = ck{k}[i]\n" for k in range(S)))
     # g_spikes' row is copied (or decoded) into a fresh buffer before g_x's row is written: g_x may be
     # g_spikes itself (neuro.nn.functional reuses a dead incoming-gradient buffer)
-    if low:
-        read_row = _decode(fmt, "gst", "gsb", "            ")
-        read_row += "            for i in range(m):\n" + "".join(
-            f"                q{k}[i] = seg{k}[j, i]\n" for k in range(S))
-    else:
-        read_row = "            for i in range(m):\n                gsb[i] = gst[i]\n" + "".join(
-            f"                q{k}[i] = seg{k}[j, i]\n" for k in range(S))
+    copy_row = "".join(f"                q{k}[i] = seg{k}[j, i]\n" for k in range(S))
+    read_row = (_decode(fmt, "gst", "gsb", "            ") + "            for i in range(m):\n" + copy_row if low
+                else "            for i in range(m):\n                gsb[i] = gst[i]\n" + copy_row)
     encode = "" if not low else (
         "            gxo = g_x[t, lo:hi]\n            for i in range(m):\n"
         f"                gxo[i] = {'bf16_bits' if fmt == 'bfloat16' else 'f16_bits'}(gxb_u[i])\n")

@@ -174,8 +174,7 @@ class SpikingNeuron(nn.Module):
             >>> bool((torch.cat([s1, s2]) == lif(x)).all()), sorted(st)
             (True, ['ref', 'v'])
         """
-        on_cpu = isinstance(x, torch.Tensor) and x.device.type == "cpu"  # there the kernel checks x is finite
-        x = check_time_major(x, finite=not on_cpu)
+        x = check_time_major(x, finite=False)  # neuron_layer checks it (on the CPU in the kernel's pass over x)
         return_v = _checks.check_bool("return_v", return_v)
         return_state = _checks.check_bool("return_state", return_state)
         T, B, sample = x.shape[0], x.shape[1], tuple(x.shape[2:])
@@ -184,7 +183,7 @@ class SpikingNeuron(nn.Module):
         init = self._initial(state, B, sample, x.device)
         spikes, v, final = neuron_layer(self.dynamics, x.reshape(T, B * math.prod(sample)), params, init,
                                         self.options(), self.surrogate, self.dt, want_v=return_v,
-                                        check_finite=on_cpu)
+                                        check_finite=True)
         out = [pass_mark(spikes, spikes.reshape(x.shape))]  # the returned spikes stay marked (spike_inputs)
         if return_v:
             out.append(v.reshape(x.shape).to(x.dtype))
