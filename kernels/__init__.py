@@ -321,6 +321,20 @@ def _check_lean(dyn: Dynamics, x, state, params, opts, fmt: str, every: int) -> 
     return T, n
 
 
+def _specialisation(T: int, n: int, params: np.ndarray, opts) -> tuple[tuple[int, ...] | None, bool, np.ndarray]:
+    """How a lean kernel call is compiled: ``(option values or None, uniform, params to pass)``.
+
+    Calls of at least :data:`SPECIALISE_FROM` neuron-steps get kernels with the option values as constants
+    (one reset mode's arithmetic, which vectorises) and, when every neuron has the same parameters, one scalar
+    per parameter instead of a row per neuron (``params[:, :1]``). Smaller calls share one kernel per model
+    that reads both at run time, so they cost no compile of their own. Results are bit-identical either way.
+    """
+    if T * n < SPECIALISE_FROM:
+        return None, False, params
+    uniform = params.shape[1] == 1 or bool((params == params[:, :1]).all())
+    return tuple(int(v) for v in opts), uniform, (np.ascontiguousarray(params[:, :1]) if uniform else params)
+
+
 def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: str = "float32", *,
                  checkpoint: bool = True, record_v: bool = False, every: int | None = None,
                  check_finite: bool = False):
@@ -359,8 +373,9 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
     ckpt = np.empty(((T + every - 1) // every if checkpoint else 0, S, n), np.float32)
     vrec = np.empty((T, n) if record_v else (1, 1), np.float32)
     nan_x = np.zeros((n + cpu.BLOCK - 1) // cpu.BLOCK, np.float32)
-    cpu.lean_forward_kernel(dyn, fmt, record_v)(x, state, params, opts, np.float32(dt), spikes, ckpt, vrec, every,
-                                                nan_x, cpu.BLOCK)
+    options, uniform, params = _specialisation(T, n, params, opts)
+    cpu.lean_forward_kernel(dyn, fmt, record_v, options, uniform)(x, state, params, opts, np.float32(dt), spikes, ckpt,
+                                                                  vrec, every, nan_x, cpu.BLOCK)
     if check_finite and not np.isfinite(nan_x).all():
         raise ValueError("x contains NaN or infinite values (in float32)")
     return spikes, (ckpt if checkpoint else None), (vrec if record_v else None)
@@ -434,13 +449,11 @@ def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v
     grad_params = _checks.check_bool("grad_params", grad_params)
     # specialised on the option values, the reverse sweep holds one reset mode's arithmetic and vectorises
     # (1.4-1.8x faster than reading them at run time, RESULTS.md "Training step"); without parameter gradients
-    # their arithmetic is not compiled. Worth a compile only for large calls (SPECIALISE_FROM); the shared
-    # kernel always computes the parameter gradients.
-    specialise = T * n >= SPECIALISE_FROM
-    computed = grad_params or not specialise
+    # their arithmetic is not compiled (the shared kernel of small calls always computes them).
+    options, uniform, params = _specialisation(T, n, params, opts)
+    computed = grad_params or options is None
     g_params = np.zeros((P, n) if computed else (0, 0), np.float32)
-    kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt, tuple(int(v) for v in opts) if specialise else None,
-                                    computed, g_v is not None)
+    kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt, options, computed, g_v is not None, uniform)
     kern(x, ckpt, params, opts, np.float32(dt), np.float32(sg.slope), g_spikes,
          np.empty((1, 1), np.float32) if g_v is None else g_v, g_x, g_params, g_state, every, cpu.BLOCK,
          _segment_workspace(cpu.numba.get_num_threads(), S, every, cpu.BLOCK))

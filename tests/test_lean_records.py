@@ -170,41 +170,50 @@ def test_many_blocks_any_thread_count_and_concurrent_callers():
     assert ref[1][0].sum() > 0 and not torch.equal(ref[1][1], ref[2][1])
 
 
-@pytest.mark.parametrize("case, grad_params, with_gv", [
-    ("lif-subtract-next-step", False, False),
-    ("lif-zero-same-step-refractory", True, True),
-    ("cuba_lif", False, False),
+@pytest.mark.parametrize("case, grad_params, with_gv, uniform", [
+    ("lif-subtract-next-step", False, False, True),
+    ("lif-zero-same-step-refractory", True, True, True),
+    ("cuba_lif", False, False, False),
 ])
-def test_specialised_backward_equals_the_generic_one(case, grad_params, with_gv, monkeypatch):
-    """Large calls run a backward kernel compiled for their option values (and without the parameter-gradient
-    arithmetic when it is not wanted); it gives the bits of the kernel that reads the options at run time."""
+def test_specialised_kernels_equal_the_generic_ones(case, grad_params, with_gv, uniform, monkeypatch):
+    """Large calls run kernels compiled for their option values, for parameters shared by every neuron (one
+    scalar each) and, in backward, without the parameter-gradient arithmetic when it is not wanted; they give
+    the bits of the kernels that read all of it at run time."""
     dyn, values, opts = CASES[case]
     opts = np.array(opts, np.int64)
     g = np.random.default_rng(3)
     n = 700
     rows = np.stack([np.full(n, values[k] if k in values else DEFAULTS[k], np.float32) for k in dyn.params])
-    rows[0] *= 1 + 0.05 * g.random(n, dtype=np.float32)
+    if not uniform:
+        rows[0] *= 1 + 0.05 * g.random(n, dtype=np.float32)
     x = (g.random((T, n), dtype=np.float32) * 1.3 - 0.1).astype(np.float32)
-    spikes, ckpt, _ = kernels.forward_lean(dyn, x, np.zeros((len(dyn.state), n), np.float32), rows, opts, every=4)
-    assert spikes.sum() > 0
     g_spikes = g.standard_normal((T, n)).astype(np.float32)
     g_v = g.standard_normal((T, n)).astype(np.float32) if with_gv else None
     sg = neuro.surrogate.get("atan")
     from neuro.kernels import cpu
 
-    built = []
-    real = cpu.lean_backward_kernel
-    monkeypatch.setattr(cpu, "lean_backward_kernel", lambda *a: built.append(a[3:]) or real(*a))
+    built = {"fwd": [], "bwd": []}
+    real_f, real_b = cpu.lean_forward_kernel, cpu.lean_backward_kernel
+    monkeypatch.setattr(cpu, "lean_forward_kernel", lambda *a: built["fwd"].append(a[2:]) or real_f(*a))
+    monkeypatch.setattr(cpu, "lean_backward_kernel", lambda *a: built["bwd"].append(a[3:]) or real_b(*a))
     results = []
     for threshold in (0, 1 << 62):  # specialised, then generic
         monkeypatch.setattr(kernels, "SPECIALISE_FROM", threshold)
-        results.append(kernels.backward_lean(dyn, sg, x, ckpt, rows, opts, g_spikes.copy(), g_v, None, every=4,
-                                             grad_params=grad_params))
-    assert built == [(tuple(int(o) for o in opts), grad_params, with_gv), (None, True, with_gv)]
-    (gx_s, gp_s, gi_s), (gx_g, gp_g, gi_g) = results
+        state = np.zeros((len(dyn.state), n), np.float32)
+        spikes, ckpt, v = kernels.forward_lean(dyn, x, state, rows, opts, every=4, record_v=True)
+        back = kernels.backward_lean(dyn, sg, x, ckpt, rows, opts, g_spikes.copy(), g_v, None, every=4,
+                                     grad_params=grad_params)
+        results.append(((spikes, ckpt, v, state), back))
+    options = tuple(int(o) for o in opts)
+    assert built["fwd"] == [(True, options, uniform), (True, None, False)]
+    assert built["bwd"] == [(options, grad_params, with_gv, uniform), (None, True, with_gv, False)]
+    (fwd_s, (gx_s, gp_s, gi_s)), (fwd_g, (gx_g, gp_g, gi_g)) = results
+    assert all(np.array_equal(a, b) for a, b in zip(fwd_s, fwd_g, strict=True))
     assert np.array_equal(gx_s, gx_g) and np.array_equal(gi_s, gi_g)
     assert (gp_s is None and gp_g is None) if not grad_params else np.array_equal(gp_s, gp_g)
-    assert np.abs(gx_s).sum() > 0
+    assert fwd_s[0].sum() > 0 and np.abs(gx_s).sum() > 0
+    if case.endswith("refractory"):  # the refractory counter ran
+        assert fwd_s[1][:, 1].max() > 0
 
 
 def test_workspace_made_per_call_when_too_large_to_keep(monkeypatch):
