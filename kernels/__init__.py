@@ -321,23 +321,29 @@ def _check_lean(dyn: Dynamics, x, state, params, opts, fmt: str, every: int) -> 
     return T, n
 
 
-def _specialisation(T: int, n: int, params: np.ndarray, opts) -> tuple[tuple[int, ...] | None, bool, np.ndarray]:
-    """How a lean kernel call is compiled: ``(option values or None, uniform, params to pass)``.
+def _specialisation(dyn: Dynamics, T: int, n: int, params: np.ndarray, opts, start: np.ndarray
+                    ) -> tuple[tuple[int, ...] | None, bool, tuple[int, ...], np.ndarray]:
+    """How a lean kernel call is compiled: ``(option values or None, uniform, inert states, params to pass)``.
 
     Calls of at least :data:`SPECIALISE_FROM` neuron-steps get kernels with the option values as constants
-    (one reset mode's arithmetic, which vectorises) and, when every neuron has the same parameters, one scalar
-    per parameter instead of a row per neuron (``params[:, :1]``). Smaller calls share one kernel per model
-    that reads both at run time, so they cost no compile of their own. Results are bit-identical either way.
+    (one reset mode's arithmetic, which vectorises); when every neuron has the same parameters, one scalar
+    per parameter instead of a row per neuron (``params[:, :1]``); and without the :attr:`Dynamics.inert`
+    states whose parameter is 0 and whose every starting value (``start[..., S, N]``: the initial state, or
+    every checkpoint) is 0, as they stay 0 (a refractory counter with no refractory period). Smaller calls
+    share one kernel per model that reads everything at run time, so they cost no compile of their own.
+    Results are bit-identical either way.
     """
     if T * n < SPECIALISE_FROM:
-        return None, False, params
+        return None, False, (), params
     uniform = params.shape[1] == 1 or bool((params == params[:, :1]).all())
-    return tuple(int(v) for v in opts), uniform, (np.ascontiguousarray(params[:, :1]) if uniform else params)
+    inert = tuple(s for s, p in dyn.inert if not params[p].any() and not start[..., s, :].any())
+    return (tuple(int(v) for v in opts), uniform, inert,
+            np.ascontiguousarray(params[:, :1]) if uniform else params)
 
 
 def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: str = "float32", *,
                  checkpoint: bool = True, record_v: bool = False, every: int | None = None,
-                 check_finite: bool = False):
+                 check_finite: bool = False, bits_out: np.ndarray | None = None):
     """Run T steps keeping, for :func:`backward_lean`, only the state every ``every`` steps.
 
     ``x[T, N]`` is float32, or the raw uint16 bits of bfloat16 / float16 input (``fmt``), read directly.
@@ -347,7 +353,9 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
     Returns ``(spikes[T, N] in x's format, ckpt[C, S, N] or None, v[T, N] float32 or None)``: ``ckpt[c]``
     is the state before step ``c * every``, ``v`` the membrane after each step (``record_v``). With
     ``check_finite``, a NaN or infinity in ``x`` raises ValueError (``state`` is then the final state of a run
-    over it: pass a copy to keep yours); the check rides on the kernel's one pass over ``x``.
+    over it: pass a copy to keep yours); the check rides on the kernel's one pass over ``x``. ``bits_out``: a
+    C-contiguous uint8 array of ``T N / 8`` bytes (``N % 8 == 0``) that receives ``np.packbits(spikes != 0)``
+    of the flattened spikes, written as each block's spikes are (no second pass over them).
 
     Example:
         >>> import numpy as np
@@ -373,9 +381,17 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
     ckpt = np.empty(((T + every - 1) // every if checkpoint else 0, S, n), np.float32)
     vrec = np.empty((T, n) if record_v else (1, 1), np.float32)
     nan_x = np.zeros((n + cpu.BLOCK - 1) // cpu.BLOCK, np.float32)
-    options, uniform, params = _specialisation(T, n, params, opts)
-    cpu.lean_forward_kernel(dyn, fmt, record_v, options, uniform)(x, state, params, opts, np.float32(dt), spikes, ckpt,
-                                                                  vrec, every, nan_x, cpu.BLOCK)
+    if bits_out is None:
+        bits_out = np.empty(0, np.uint8)
+    elif n % 8 or cpu.BLOCK % 8:
+        raise ValueError(f"bits_out needs N divisible by 8 (each block's row of spikes starts on a byte), got N = {n}")
+    elif (not isinstance(bits_out, np.ndarray) or bits_out.dtype != np.uint8 or bits_out.shape != (T * n // 8,)
+          or not bits_out.flags.c_contiguous or not bits_out.flags.writeable):
+        raise ValueError(f"bits_out must be a writeable C-contiguous uint8 array of shape {(T * n // 8,)}, got "
+                         f"{getattr(bits_out, 'dtype', type(bits_out).__name__)} {getattr(bits_out, 'shape', '')}")
+    options, uniform, inert, params = _specialisation(dyn, T, n, params, opts, state)
+    kern = cpu.lean_forward_kernel(dyn, fmt, record_v, options, uniform, inert)
+    kern(x, state, params, opts, np.float32(dt), spikes, ckpt, vrec, every, nan_x, bits_out, cpu.BLOCK)
     if check_finite and not np.isfinite(nan_x).all():
         raise ValueError("x contains NaN or infinite values (in float32)")
     return spikes, (ckpt if checkpoint else None), (vrec if record_v else None)
@@ -450,10 +466,10 @@ def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v
     # specialised on the option values, the reverse sweep holds one reset mode's arithmetic and vectorises
     # (1.4-1.8x faster than reading them at run time, RESULTS.md "Training step"); without parameter gradients
     # their arithmetic is not compiled (the shared kernel of small calls always computes them).
-    options, uniform, params = _specialisation(T, n, params, opts)
+    options, uniform, inert, params = _specialisation(dyn, T, n, params, opts, ckpt)
     computed = grad_params or options is None
     g_params = np.zeros((P, n) if computed else (0, 0), np.float32)
-    kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt, options, computed, g_v is not None, uniform)
+    kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt, options, computed, g_v is not None, uniform, inert)
     kern(x, ckpt, params, opts, np.float32(dt), np.float32(sg.slope), g_spikes,
          np.empty((1, 1), np.float32) if g_v is None else g_v, g_x, g_params, g_state, every, cpu.BLOCK,
          _segment_workspace(cpu.numba.get_num_threads(), S, every, cpu.BLOCK))

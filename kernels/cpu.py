@@ -41,9 +41,11 @@ def _imports(dyn: Dynamics, surrogate=None) -> tuple[str, dict | None]:
     return "\n".join(lines) + "\n\n", inject
 
 
-def _locals(prefix: str, array: str, n: int, indent: str = "    ") -> str:
-    """Copy rows of ``array`` for this block into fresh local arrays (lets LLVM prove no aliasing)."""
-    return "".join(f"{indent}{prefix}{k} = {array}[{k}, lo:hi].copy()\n" for k in range(n))
+def _locals(prefix: str, array: str, rows, indent: str = "    ") -> str:
+    """Copy rows of ``array`` (``rows``: a count or the row indices) for this block into fresh local arrays
+    (lets LLVM prove no aliasing)."""
+    rows = range(rows) if isinstance(rows, int) else rows
+    return "".join(f"{indent}{prefix}{k} = {array}[{k}, lo:hi].copy()\n" for k in rows)
 
 
 def _load_options(o: list[str], values: tuple[int, ...] | None) -> str:
@@ -264,23 +266,50 @@ def _param_args(n: int, uniform: bool) -> list[str]:
     return [f"p{k}" if uniform else f"p{k}[i]" for k in range(n)]
 
 
+def _state_args(prefix: str, n: int, inert: tuple[int, ...]) -> list[str]:
+    return ["_Z" if k in inert else f"{prefix}{k}[i]" for k in range(n)]
+
+
+# The spikes' bits (``np.packbits(spikes != 0)`` of the flattened [T, N] spikes, for the synaptic layer after a
+# spiking layer: neuro.nn.spike_inputs), written from each block's row of spikes just after the step wrote it
+# (still in cache) when ``bits`` is not empty; a separate pass over the spikes costs 0.4-0.6 ms on the MLP's
+# [25, 128000] (RESULTS.md, "Training step"). Needs N % 8 == 0, so that every block's row starts on a byte.
+_PACK_ROW = """\
+        if bits.shape[0] > 0:
+            e0 = t * x.shape[1] + lo
+            words = m >> 6
+            for w in range(words):
+                _store_word(bits, (e0 >> 3) + 8 * w, _load_flags(sflat, e0 + 64 * w, smask))
+            for j in range(8 * words, m >> 3):
+                byte = np.uint8(0)
+                for k in range(8):
+                    if sflat[e0 + 8 * j + k] & smask:
+                        byte |= np.uint8(0x80 >> k)
+                bits[(e0 >> 3) + j] = byte
+"""
+
+
 def _lean_forward_source(dyn: Dynamics, fmt: str, record_v: bool = False,
-                         options: tuple[int, ...] | None = None, uniform: bool = False) -> str:
+                         options: tuple[int, ...] | None = None, uniform: bool = False,
+                         inert: tuple[int, ...] = ()) -> str:
     S, P, n_opt = len(dyn.state), len(dyn.params), len(dyn.options)
-    s, o, new = names("s", S), names("o", n_opt), names("n", S)
+    o, new = names("o", n_opt), names("n", S)
+    live = [k for k in range(S) if k not in inert]  # inert states (Dynamics.inert) are the constant _Z
     mem = dyn.state.index(dyn.membrane)
     xv = "xt[i]" if fmt == "float32" else "xb[i]"
-    call = ", ".join([f"{v}[i]" for v in s] + [xv] + _param_args(P, uniform) + o + ["dt"])
-    store = "".join(f"            {v}[i] = {w}\n" for v, w in zip(s, new, strict=True))
+    call = ", ".join(_state_args("s", S, inert) + [xv] + _param_args(P, uniform) + o + ["dt"])
+    store = "".join(f"            s{k}[i] = n{k}\n" for k in live)
     spk = "spk" if fmt == "float32" else f"np.uint16({_ONE_BITS[fmt]}) if spk > 0 else np.uint16(0)"
-    ckpt = "".join(f"            ckpt[c, {k}, lo:hi] = {v}\n" for k, v in enumerate(s))
-    write_back = "".join(f"    state[{k}, lo:hi] = {v}\n" for k, v in enumerate(s))
+    ckpt = "".join(f"            ckpt[c, {k}, lo:hi] = {'_Z' if k in inert else f's{k}'}\n" for k in range(S))
+    write_back = "".join(f"    state[{k}, lo:hi] = s{k}\n" for k in live)
     # nan_x[b]: NaN when block b's input holds a NaN or an infinity (x * 0 is NaN exactly then), so the input
     # is checked in the pass that reads it anyway, not by a separate reduction over the whole tensor
     return f"""
 @{_JIT}
-def _lblock(x, state, params, opts, dt, spikes, ckpt, vrec, every, nan_x, b, lo, hi):
-{_load_options(o, options)}{_locals("s", "state", S)}    m = hi - lo
+def _lblock(x, state, params, opts, dt, spikes, ckpt, vrec, every, nan_x, bits, b, lo, hi):
+{_load_options(o, options)}{_locals("s", "state", live)}    _Z = np.float32(0.0)
+    m = hi - lo
+{_spike_words(fmt)}
 {_gather("p", P, uniform)}{_buffers(fmt, ["xb"])}    zx = np.zeros(m, np.float32)
     for t in range(x.shape[0]):
         if ckpt.shape[0] > 0 and t % every == 0:
@@ -291,23 +320,25 @@ def _lblock(x, state, params, opts, dt, spikes, ckpt, vrec, every, nan_x, b, lo,
             {", ".join(new)}, spk = _step({call})
 {store}            st[i] = {spk}
             zx[i] += {xv} * np.float32(0.0)
-{f"            vr[i] = n{mem}" + chr(10) if record_v else ""}{write_back}    nan_x[b] = zx.sum()
+{f"            vr[i] = n{mem}" + chr(10) if record_v else ""}{_PACK_ROW}{write_back}    nan_x[b] = zx.sum()
 
 
 @{_PJIT}
-def forward(x, state, params, opts, dt, spikes, ckpt, vrec, every, nan_x, block):
+def forward(x, state, params, opts, dt, spikes, ckpt, vrec, every, nan_x, bits, block):
     n = x.shape[1]
     nblocks = (n + block - 1) // block
     for b in numba.prange(nblocks):
         lo = b * block
         hi = min(lo + block, n)
-        _lblock(x, state, params, opts, dt, spikes, ckpt, vrec, every, nan_x, b, lo, hi)
+        _lblock(x, state, params, opts, dt, spikes, ckpt, vrec, every, nan_x, bits, b, lo, hi)
 """
 
 
 def _lean_backward_source(dyn: Dynamics, fmt: str, options: tuple[int, ...] | None = None,
-                          grad_params: bool = True, with_gv: bool = False, uniform: bool = False) -> str:
+                          grad_params: bool = True, with_gv: bool = False, uniform: bool = False,
+                          inert: tuple[int, ...] = ()) -> str:
     S, P, n_opt = len(dyn.state), len(dyn.params), len(dyn.options)
+    live = [k for k in range(S) if k not in inert]  # inert states (Dynamics.inert) are the constant _Z
     o, new = names("o", n_opt), names("n", S)
     gs, gp = names("gs", S), names("gp", P)
     mem = dyn.state.index(dyn.membrane)
@@ -322,38 +353,39 @@ def _lean_backward_source(dyn: Dynamics, fmt: str, options: tuple[int, ...] | No
     # reads the incoming gradient. Read as ``seg[k][j, i]`` in the sweep itself, the sweep did not vectorise
     # (LLVM cannot prove the rows do not alias g_x): 2x slower; copied in separate passes, the copies cost
     # as much as the arithmetic (RESULTS.md, "Training step").
-    step_call = ", ".join([f"s{k}[i]" for k in range(S)] + [xv] + p_args + o + ["dt"])
-    advance = "".join(f"                s{k}[i] = {w}\n                seg{k}[j + 1, i] = {w}\n"
-                      for k, w in enumerate(new))
-    restore = ("".join(f"        ck{k} = ckpt[c, {k}, lo:hi]\n" for k in range(S)) + "        for i in range(m):\n"
-               + "".join(f"            s{k}[i] = ck{k}[i]\n            seg{k}[0, i] = ck{k}[i]\n" for k in range(S)))
+    step_call = ", ".join(_state_args("s", S, inert) + [xv] + p_args + o + ["dt"])
+    advance = "".join(f"                s{k}[i] = n{k}\n                seg{k}[j + 1, i] = n{k}\n" for k in live)
+    restore = ("".join(f"        ck{k} = ckpt[c, {k}, lo:hi]\n" for k in live) + "        for i in range(m):\n"
+               + "".join(f"            s{k}[i] = ck{k}[i]\n            seg{k}[0, i] = ck{k}[i]\n" for k in live))
     # g_spikes' row is copied (or decoded) into a fresh buffer before g_x's row is written: g_x may be
     # g_spikes itself (neuro.nn.functional reuses a dead incoming-gradient buffer)
-    copy_row = "".join(f"                q{k}[i] = seg{k}[j, i]\n" for k in range(S))
+    copy_row = "".join(f"                q{k}[i] = seg{k}[j, i]\n" for k in live)
     read_row = (_decode(fmt, "gst", "gsb", "            ") + "            for i in range(m):\n" + copy_row if low
                 else "            for i in range(m):\n                gsb[i] = gst[i]\n" + copy_row)
     encode = "" if not low else (
         "            gxo = g_x[t, lo:hi]\n            for i in range(m):\n"
         f"                gxo[i] = {'bf16_bits' if fmt == 'bfloat16' else 'f16_bits'}(gxb_u[i])\n")
-    carried = [f"c{k}[i]" + (" + gv[i]" if with_gv and k == mem else "") for k in range(S)]
-    call = ", ".join([f"q{k}[i]" for k in range(S)] + [xv] + p_args + o + ["dt", "slope", "gsb[i]"] + carried)
+    carried = ["_Z" if k in inert else f"c{k}[i]" + (" + gv[i]" if with_gv and k == mem else "") for k in range(S)]
+    call = ", ".join(_state_args("q", S, inert) + [xv] + p_args + o + ["dt", "slope", "gsb[i]"] + carried)
     body = [f"                {', '.join(gs)}, gx, {', '.join(gp)} = _backward({call})"]
-    body += [f"                c{k}[i] = {v}" for k, v in enumerate(gs)]
+    body += [f"                c{k}[i] = gs{k}" for k in live]
     body += [f"                {'gxb' if low else 'gxt'}[i] = gx"]
     if grad_params:  # else the parameter gradients are dead code, and LLVM drops their arithmetic
         body += [f"                a{k}[i] += {v}" for k, v in enumerate(gp)]
     bufs = _buffers(fmt, ["xb", "gsb", "gxb"]) if low else "    gsb = np.empty(m, np.float32)\n"
     accumulators = "".join(f"    a{k} = np.zeros(m, np.float32)\n" for k in range(P)) if grad_params else ""
     state_bufs = "".join(f"    s{k} = np.empty(m, np.float32)\n    q{k} = np.empty(m, np.float32)\n"
-                         f"    seg{k} = work[{k}]\n" for k in range(S))
-    write_back = "".join(f"    g_state[{k}, lo:hi] = c{k}\n" for k in range(S))
+                         f"    seg{k} = work[{k}]\n" for k in live)
+    # an inert state's gradient is 0 after the first step back (its backward returns 0), whatever g_final was
+    write_back = "".join(f"    g_state[{k}, lo:hi] = {'_Z' if k in inert else f'c{k}'}\n" for k in range(S))
     if grad_params:
         write_back += "".join(f"    g_params[{k}, lo:hi] = a{k}\n" for k in range(P))
     return f"""
 @{_JIT}
 def _lbblock(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_state, every, lo, hi, work):
-{_load_options(o, options)}    m = hi - lo
-{_gather("p", P, uniform)}{_locals("c", "g_state", S)}{accumulators}{state_bufs}{bufs}\
+{_load_options(o, options)}    _Z = np.float32(0.0)
+    m = hi - lo
+{_gather("p", P, uniform)}{_locals("c", "g_state", live)}{accumulators}{state_bufs}{bufs}\
     T = x.shape[0]
     for c in range((T + every - 1) // every - 1, -1, -1):
         t0 = c * every
@@ -385,8 +417,17 @@ def backward(x, ckpt, params, opts, dt, slope, g_spikes, g_v, g_x, g_params, g_s
 """
 
 
-def _lean_imports(dyn: Dynamics, fmt: str, surrogate=None) -> tuple[str, dict | None]:
+def _spike_words(fmt: str) -> str:
+    """The spikes as unsigned words with the mask of all bits but the sign (for :data:`_PACK_ROW`)."""
+    if fmt == "float32":
+        return "    sflat = spikes.reshape(-1).view(np.uint32)\n    smask = np.uint32(0x7FFFFFFF)\n"
+    return "    sflat = spikes.reshape(-1)\n    smask = np.uint16(0x7FFF)\n"
+
+
+def _lean_imports(dyn: Dynamics, fmt: str, surrogate=None, pack: bool = False) -> tuple[str, dict | None]:
     head, inject = _imports(dyn, surrogate)
+    if pack:
+        head = head.rstrip("\n") + "\nfrom neuro.kernels.bits import _load_flags, _store_word\n\n"
     if fmt != "float32":
         head = head.rstrip("\n") + "\nfrom neuro.kernels.cpu import bf16_bits, f16_bits, f16_value  # noqa: F401\n\n"
     return head, inject
@@ -394,27 +435,30 @@ def _lean_imports(dyn: Dynamics, fmt: str, surrogate=None) -> tuple[str, dict | 
 
 @cache
 def lean_forward_kernel(dyn: Dynamics, fmt: str = "float32", record_v: bool = False,
-                        options: tuple[int, ...] | None = None, uniform: bool = False):
+                        options: tuple[int, ...] | None = None, uniform: bool = False, inert: tuple[int, ...] = ()):
     """The forward kernel that writes state checkpoints (see the section comment) for input format ``fmt``,
-    recording the membrane after each step when ``record_v``; specialised for the option values ``options``
-    and for ``uniform`` parameters (``params[P, 1]``) as :func:`lean_backward_kernel` is."""
-    head, _ = _lean_imports(dyn, fmt)
-    source = _lean_forward_source(dyn, fmt, record_v, options, uniform)
+    recording the membrane after each step when ``record_v``; specialised for the option values ``options``,
+    ``uniform`` parameters (``params[P, 1]``) and ``inert`` states as :func:`lean_backward_kernel` is."""
+    head, _ = _lean_imports(dyn, fmt, pack=True)
+    source = _lean_forward_source(dyn, fmt, record_v, options, uniform, inert)
     return load(f"{dyn.name}_cpu_lfwd_{fmt}", head + source).forward
 
 
 @cache
 def lean_backward_kernel(dyn: Dynamics, surrogate_grad, fmt: str = "float32", options: tuple[int, ...] | None = None,
-                         grad_params: bool = True, with_gv: bool = False, uniform: bool = False):
+                         grad_params: bool = True, with_gv: bool = False, uniform: bool = False,
+                         inert: tuple[int, ...] = ()):
     """The backward kernel that recomputes each segment's states from its checkpoint.
 
     Specialised (one compile each, cached on disk) for the option values ``options`` (or reading them from
     ``opts`` at run time if None: 1.4-1.8x slower, measured), for ``grad_params`` (False: ``g_params`` is left
     untouched and its arithmetic is not compiled), for ``with_gv`` (a gradient reaching the membrane record) and
-    for ``uniform`` parameters (``params[P, 1]``: one scalar each, not a row per neuron).
+    for ``uniform`` parameters (``params[P, 1]``: one scalar each, not a row per neuron) and for ``inert``
+    states (indices of :attr:`Dynamics.inert` states known to stay 0 in this call: not loaded, stored or
+    carried).
     """
     if dyn.make_backward is None:
         raise ValueError(f"model {dyn.name!r} has no backward step (it is not trainable)")
     head, inject = _lean_imports(dyn, fmt, surrogate_grad)
-    source = _lean_backward_source(dyn, fmt, options, grad_params, with_gv, uniform)
+    source = _lean_backward_source(dyn, fmt, options, grad_params, with_gv, uniform, inert)
     return load(f"{dyn.name}_cpu_lbwd_{fmt}", head + source, inject).backward

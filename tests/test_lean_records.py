@@ -170,15 +170,19 @@ def test_many_blocks_any_thread_count_and_concurrent_callers():
     assert ref[1][0].sum() > 0 and not torch.equal(ref[1][1], ref[2][1])
 
 
-@pytest.mark.parametrize("case, grad_params, with_gv, uniform", [
-    ("lif-subtract-next-step", False, False, True),
-    ("lif-zero-same-step-refractory", True, True, True),
-    ("cuba_lif", False, False, False),
+@pytest.mark.parametrize("case, grad_params, with_gv, uniform, refractory_start, inert", [
+    ("lif-subtract-next-step", False, False, True, False, (1,)),
+    ("lif-subtract-next-step", True, False, True, True, ()),
+    ("lif-zero-same-step-refractory", True, True, True, False, ()),
+    ("cuba_lif", False, False, False, False, (2,)),
 ])
-def test_specialised_kernels_equal_the_generic_ones(case, grad_params, with_gv, uniform, monkeypatch):
+def test_specialised_kernels_equal_the_generic_ones(case, grad_params, with_gv, uniform, refractory_start, inert,
+                                                    monkeypatch):
     """Large calls run kernels compiled for their option values, for parameters shared by every neuron (one
-    scalar each) and, in backward, without the parameter-gradient arithmetic when it is not wanted; they give
-    the bits of the kernels that read all of it at run time."""
+    scalar each), without a refractory counter that cannot leave 0 (no refractory period, started at 0: not
+    when some neuron starts refractory) and, in backward, without the parameter-gradient arithmetic when it
+    is not wanted; they give the bits of the kernels that read all of it at run time, gradients reaching
+    the final state included."""
     dyn, values, opts = CASES[case]
     opts = np.array(opts, np.int64)
     g = np.random.default_rng(3)
@@ -186,9 +190,13 @@ def test_specialised_kernels_equal_the_generic_ones(case, grad_params, with_gv, 
     rows = np.stack([np.full(n, values[k] if k in values else DEFAULTS[k], np.float32) for k in dyn.params])
     if not uniform:
         rows[0] *= 1 + 0.05 * g.random(n, dtype=np.float32)
+    start = np.zeros((len(dyn.state), n), np.float32)
+    if refractory_start:
+        start[dyn.state.index("ref"), ::3] = 2.0
     x = (g.random((T, n), dtype=np.float32) * 1.3 - 0.1).astype(np.float32)
     g_spikes = g.standard_normal((T, n)).astype(np.float32)
     g_v = g.standard_normal((T, n)).astype(np.float32) if with_gv else None
+    g_final = g.standard_normal((len(dyn.state), n)).astype(np.float32)
     sg = neuro.surrogate.get("atan")
     from neuro.kernels import cpu
 
@@ -199,21 +207,21 @@ def test_specialised_kernels_equal_the_generic_ones(case, grad_params, with_gv, 
     results = []
     for threshold in (0, 1 << 62):  # specialised, then generic
         monkeypatch.setattr(kernels, "SPECIALISE_FROM", threshold)
-        state = np.zeros((len(dyn.state), n), np.float32)
+        state = start.copy()
         spikes, ckpt, v = kernels.forward_lean(dyn, x, state, rows, opts, every=4, record_v=True)
-        back = kernels.backward_lean(dyn, sg, x, ckpt, rows, opts, g_spikes.copy(), g_v, None, every=4,
+        back = kernels.backward_lean(dyn, sg, x, ckpt, rows, opts, g_spikes.copy(), g_v, g_final, every=4,
                                      grad_params=grad_params)
         results.append(((spikes, ckpt, v, state), back))
     options = tuple(int(o) for o in opts)
-    assert built["fwd"] == [(True, options, uniform), (True, None, False)]
-    assert built["bwd"] == [(options, grad_params, with_gv, uniform), (None, True, with_gv, False)]
+    assert built["fwd"] == [(True, options, uniform, inert), (True, None, False, ())]
+    assert built["bwd"] == [(options, grad_params, with_gv, uniform, inert), (None, True, with_gv, False, ())]
     (fwd_s, (gx_s, gp_s, gi_s)), (fwd_g, (gx_g, gp_g, gi_g)) = results
     assert all(np.array_equal(a, b) for a, b in zip(fwd_s, fwd_g, strict=True))
     assert np.array_equal(gx_s, gx_g) and np.array_equal(gi_s, gi_g)
     assert (gp_s is None and gp_g is None) if not grad_params else np.array_equal(gp_s, gp_g)
     assert fwd_s[0].sum() > 0 and np.abs(gx_s).sum() > 0
-    if case.endswith("refractory"):  # the refractory counter ran
-        assert fwd_s[1][:, 1].max() > 0
+    if not inert:  # the refractory counter ran
+        assert fwd_s[1][:, dyn.state.index("ref")].max() > 0
 
 
 def test_workspace_made_per_call_when_too_large_to_keep(monkeypatch):
@@ -222,3 +230,47 @@ def test_workspace_made_per_call_when_too_large_to_keep(monkeypatch):
     monkeypatch.setattr(kernels._WORKSPACE, "array", None, raising=False)
     test_gradients_equal_the_full_record_kernels("lif-subtract-next-step", 7)
     assert kernels._WORKSPACE.array is None
+
+
+@pytest.mark.parametrize("fmt", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("n, specialise", [(8, False), (3 * 4096 + 72, True), (4096 + 8, False)])
+def test_forward_writes_the_spikes_bits(fmt, n, specialise, monkeypatch):
+    """``bits_out`` receives ``np.packbits(spikes != 0)`` of the flattened spikes, whatever the block boundaries
+    (rows not a multiple of 64 spikes), the thread count and the kernel variant; spikes and state unchanged."""
+    import numba
+
+    monkeypatch.setattr(kernels, "SPECIALISE_FROM", 0 if specialise else 1 << 62)
+    dyn = lif.DYNAMICS
+    g = np.random.default_rng(n)
+    T_ = 5
+    x32 = (g.random((T_, n), dtype=np.float32) * 1.6).astype(np.float32)
+    x = x32 if fmt == "float32" else torch.from_numpy(x32).to(getattr(torch, fmt)).view(torch.int16).numpy().view(
+        np.uint16)
+    rows = np.stack([np.full(1, {"decay": 0.9, "threshold": 1.0}.get(k, DEFAULTS.get(k, 0.0)), np.float32)
+                     for k in dyn.params])
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            bits = np.full(T_ * n // 8, 0x5A, np.uint8)
+            state = np.zeros((2, n), np.float32)
+            spikes, _, _ = kernels.forward_lean(dyn, x, state, rows, np.array([0, 1]), fmt=fmt, bits_out=bits)
+            ref_state = np.zeros((2, n), np.float32)
+            ref, _, _ = kernels.forward_lean(dyn, x, ref_state, rows, np.array([0, 1]), fmt=fmt)
+            assert np.array_equal(spikes, ref) and np.array_equal(state, ref_state)
+            assert np.array_equal(bits, np.packbits(spikes.reshape(-1) != 0)), threads
+            assert 0 < np.unpackbits(bits).mean() < 1
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_forward_bits_refused_when_rows_do_not_start_on_a_byte():
+    dyn, x = lif.DYNAMICS, np.zeros((3, 12), np.float32)
+    args = (dyn, x, np.zeros((2, 12), np.float32), np.zeros((6, 12), np.float32), np.array([0, 1]))
+    with pytest.raises(ValueError, match="divisible by 8"):
+        kernels.forward_lean(*args, bits_out=np.zeros(4, np.uint8))
+    x = np.zeros((3, 16), np.float32)
+    args = (dyn, x, np.zeros((2, 16), np.float32), np.zeros((6, 16), np.float32), np.array([0, 1]))
+    for bad in (np.zeros(5, np.uint8), np.zeros(6, np.int8), np.zeros((2, 3), np.uint8), [0] * 6):
+        with pytest.raises(ValueError, match="bits_out must be"):
+            kernels.forward_lean(*args, bits_out=bad)

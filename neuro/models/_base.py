@@ -38,6 +38,9 @@ class Dynamics:
         step: numba-jitted scalar step (see module docstring).
         make_backward: ``surrogate -> jitted backward step`` or ``None`` for models not trained by BPTT.
         membrane: name of the state variable a user reads as "the membrane potential".
+        inert: ``(state index, parameter index)`` pairs: the state stays exactly 0, and passes on no gradient,
+            while it starts at 0 and the parameter is 0 (a refractory counter with no refractory period).
+            Large kernel calls drop such a state from their loops (:func:`neuro.kernels.forward_lean`).
     """
 
     name: str
@@ -47,6 +50,7 @@ class Dynamics:
     step: Callable
     make_backward: Callable | None = None
     membrane: str = "v"
+    inert: tuple[tuple[int, int], ...] = ()
 
     @property
     def trainable(self) -> bool:

@@ -1526,10 +1526,13 @@ class Equations(NeuronModel):
         if dyn is None:  # one Dynamics per structure: every instance of a model shares its compiled kernels
             module = load(f"eqmodel_{self._key}", self._source())
             membrane = self._a.thr[0].text.strip()
-            dyn = Dynamics(name=f"eq_{self._key}", state=tuple(self._kernel_state()),
-                           params=tuple(self._kernel_params()), options=self.options, step=module.step,
-                           make_backward=module.make_backward,
-                           membrane=membrane if membrane in self._a.states else self._a.states[0])
+            state, params = tuple(self._kernel_state()), tuple(self._kernel_params())
+            # the refractory counter: set to max(_t_ref - 0 or 1, 0) at a spike, counted down while positive,
+            # and its backward returns zero, so with _t_ref = 0 from a zero start it stays 0
+            inert = ((state.index("_ref"), params.index("_t_ref")),) if self._counter else ()
+            dyn = Dynamics(name=f"eq_{self._key}", state=state, params=params, options=self.options,
+                           step=module.step, make_backward=module.make_backward,
+                           membrane=membrane if membrane in self._a.states else self._a.states[0], inert=inert)
             _DYNAMICS[self._key] = dyn
         return dyn
 

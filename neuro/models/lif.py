@@ -69,7 +69,7 @@ def named(dyn: Dynamics, name: str, state: tuple[str, ...], params: tuple[str, .
     targets address the kernel parameters by these names; the step's argument order is the same)."""
     assert len(state) == len(dyn.state) and len(params) == len(dyn.params), (dyn.state, dyn.params)
     return Dynamics(name=name, state=state, params=params, options=dyn.options, step=dyn.step,
-                    make_backward=dyn.make_backward, membrane=dyn.membrane)
+                    make_backward=dyn.make_backward, membrane=dyn.membrane, inert=dyn.inert)
 
 
 DYNAMICS = named(equations().dynamics, "lif", ("v", "ref"),
