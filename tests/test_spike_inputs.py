@@ -10,6 +10,7 @@ summation order than one matrix product: compared to float32 rounding (rtol 1e-5
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -161,6 +162,49 @@ def test_pack_round_trip(pack, rows, row, monkeypatch, chunk_bytes):
         parts = [spike_inputs._unpack(p, s.shape, a, min(rows, a + step), torch.float32)
                  for a in range(0, rows, step)]
         assert torch.equal(torch.cat(parts), s)
+
+
+# -- bits written by the spiking layer's kernel -------------------------------------------------------------------
+@pytest.mark.parametrize("kind, chunk", [("linear", None), ("linear", 3), ("conv", 2), ("conv", None)])
+def test_kernel_bits_kept_instead_of_packing(kind, chunk, monkeypatch):
+    """With N % 8 == 0 per step the spiking layer's kernel writes the spikes' bits with the spikes; they are the
+    bytes ``np.packbits`` gives, the layer after it keeps them (no pack pass of its own; per time chunk their
+    bytes of the chunk's steps) and every gradient equals the plain path's."""
+    packs = []
+    real = spike_inputs._pack
+    monkeypatch.setattr(spike_inputs, "_pack", lambda t: packs.append(tuple(t.shape)) or real(t))
+    if kind == "linear":
+        x, layer = _current(7, 4, 16), nn.Linear(16, 5)  # 64 neurons a step
+    else:
+        x, layer = _current(5, 4, 2, 6, 6), nn.Sequential(nn.Conv2d(2, 3, 3), nn.MaxPool2d(2))  # 288
+    s = neuro.nn.LIF(beta=0.8)(x)
+    bits = spike_inputs.spike_bits(s)
+    assert bits is not None and torch.equal(bits, torch.from_numpy(np.packbits(s.numpy().reshape(-1) != 0)))
+    _compare(layer, x, chunk)
+    assert packs == []
+    s.mul_(1.0)  # an in-place edit: no longer the spikes the bits were made from
+    assert spike_inputs.spike_bits(s) is None
+
+
+def test_kernel_bits_only_whole_bytes_per_step(monkeypatch):
+    """With N % 8 != 0 per step no bits come with the spikes; the layer after packs them itself, same gradients."""
+    packs = []
+    real = spike_inputs._pack
+    monkeypatch.setattr(spike_inputs, "_pack", lambda t: packs.append(tuple(t.shape)) or real(t))
+    x = _current(6, 3, 10)
+    assert spike_inputs.spike_bits(neuro.nn.LIF(beta=0.8)(x)) is None
+    _compare(nn.Linear(10, 4), x)
+    assert packs == [(18, 10)]
+
+
+def test_kernel_bits_follow_views_in_order_only():
+    s = neuro.nn.LIF(beta=0.8)(_current(4, 2, 2, 4))
+    assert spike_inputs.spike_bits(s) is not None
+    assert spike_inputs.spike_bits(neuro.nn.Flatten()(s)) is not None  # a contiguous view: same order
+    t = spike_inputs.pass_mark(s, s.transpose(2, 3))  # same values, another order: marked, without the bits
+    assert spike_inputs.is_spikes(t) and spike_inputs.spike_bits(t) is None
+    with torch.no_grad():  # nothing to train: no bits are written
+        assert spike_inputs.spike_bits(neuro.nn.LIF(beta=0.8)(_current(4, 2, 2, 4))) is None
 
 
 # -- gradients against the plain path -----------------------------------------------------------------------------

@@ -31,7 +31,9 @@ import torch
 
 from neuro import _checks, kernels
 from neuro import surrogate as surrogate_mod
+from neuro.kernels import bits as bits_module
 from neuro.models._base import Dynamics, option_code
+from neuro.nn import spike_inputs
 from neuro.nn.spike_inputs import mark_spikes
 
 
@@ -220,24 +222,27 @@ class _NeuronLayer(torch.autograd.Function):
     recomputes the states between checkpoints in the kernel (:func:`neuro.kernels.backward_lean`)."""
 
     @staticmethod
-    def forward(ctx, x, params, init, dyn, opts_np, sg, dt, want_v, every, check_finite):
+    def forward(ctx, x, params, init, dyn, opts_np, sg, dt, want_v, every, check_finite, want_bits):
         x = x.contiguous()
         params = params.contiguous()
         fmt = _FORMATS[x.dtype]
         state = init.detach().clone().contiguous()
         need_grad = any(ctx.needs_input_grad[:3])
+        bits = np.empty(x.numel() // 8 if want_bits else 0, np.uint8)
         spikes, ckpt, v = kernels.forward_lean(dyn, _kernel_view(x), state.numpy(), params.detach().numpy(),
                                                opts_np, dt, fmt, checkpoint=need_grad, record_v=want_v, every=every,
-                                               check_finite=check_finite)
+                                               check_finite=check_finite, bits_out=bits if want_bits else None)
         ctx.dyn, ctx.opts, ctx.sg, ctx.dt, ctx.fmt, ctx.every = dyn, opts_np, sg, dt, fmt, every
         if need_grad:
             ctx.save_for_backward(x, params, torch.from_numpy(ckpt))
         ctx.set_materialize_grads(False)
         v_t = torch.from_numpy(v) if want_v else x.new_zeros((0,), dtype=torch.float32)
-        return _as_dtype(spikes, x.dtype), v_t, state
+        bits_t = torch.from_numpy(bits)
+        ctx.mark_non_differentiable(bits_t)
+        return _as_dtype(spikes, x.dtype), v_t, state, bits_t
 
     @staticmethod
-    def backward(ctx, g_spikes, g_v, g_final):
+    def backward(ctx, g_spikes, g_v, g_final, g_bits):
         # the input gradient goes into the incoming spike gradient's buffer when that buffer is dead after this
         # call (the layer's third T x N tensor at the backward peak otherwise: RESULTS.md, "Training step")
         reuse = g_spikes is not None and g_spikes is not g_v and _sole_reference(g_spikes)
@@ -256,7 +261,7 @@ class _NeuronLayer(torch.autograd.Function):
         if ctx.needs_input_grad[1]:  # per neuron -> per column of the [P, M] rows
             g_p = torch.from_numpy(g_p)
             g_p = g_p.reshape(g_p.shape[0], -1, params.shape[1]).sum(1)
-        return (g_x, g_p, torch.from_numpy(g_init), None, None, None, None, None, None, None)
+        return (g_x, g_p, torch.from_numpy(g_init), None, None, None, None, None, None, None, None)
 
 
 @torch.compiler.disable
@@ -275,8 +280,13 @@ def neuron_layer(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: tor
     opts = option_codes(dyn, options)
     every = kernels.CHECKPOINT_EVERY if every is None else every
     if x.device.type == "cpu" and x.dtype in _FORMATS:
-        spikes, v, final = _NeuronLayer.apply(x, params, init, dyn, opts, sg, dt, want_v, every, check_finite)
-        return mark_spikes(spikes), (v if want_v else None), final
+        # the kernel also writes the spikes' bits, for a synaptic layer after this one to keep for its weight
+        # gradient (spike_inputs) without a pass of its own over the spikes; 1/32 of the spikes' float32 bytes
+        want_bits = (torch.is_grad_enabled() and spike_inputs.ENABLED and spike_inputs.PACK == "bits"
+                     and bits_module.AVAILABLE and x.shape[1] % 8 == 0)
+        spikes, v, final, bits = _NeuronLayer.apply(x, params, init, dyn, opts, sg, dt, want_v, every, check_finite,
+                                                    want_bits)
+        return mark_spikes(spikes, bits if want_bits else None), (v if want_v else None), final
     if check_finite:
         _checks.check_finite_tensor("x", x)
     n = x.shape[1]

@@ -42,27 +42,28 @@ class TimeDistributed(nn.Module):
             raise TypeError(f"x must be a torch.Tensor [T, B, ...], got {type(x).__name__}")
         if x.dim() < 3:
             raise ValueError(f"TimeDistributed expects time-major input [T, B, ...], got shape {tuple(x.shape)}")
-        T, B = x.shape[0], x.shape[1]
+        T = x.shape[0]
         # spikes from a neuro.nn spiking layer: Linear / Conv2d keep them packed for backward (spike_inputs)
         spikes = spike_inputs.ENABLED and spike_inputs.is_spikes(x)
-        call = self._over_spikes if spikes else self.layer
+        # the spikes' bits when the spiking layer wrote them with the spikes: bits of step t are bytes
+        # t * step ... (t + 1) * step of them
+        step, whole = divmod(x[0].numel(), 8)
+        bits = spike_inputs.spike_bits(x) if spikes and not whole else None
         if self.chunk is None or self.chunk >= T:
-            y = call(x.reshape(T * B, *x.shape[2:]))
-            return y.reshape(T, B, *y.shape[1:])
+            return self._part(spikes, x, bits)
         # torch.split, not x[start:stop]: the gradient of a slice is a zero-filled tensor of x's full size per
         # chunk, summed into x's gradient (T/chunk full-size fills and adds); split's backward is one cat
-        parts = (self._part(call, part) for part in torch.split(x, self.chunk))
+        parts = (self._part(spikes, part, None if bits is None else bits[k * self.chunk * step:][:len(part) * step])
+                 for k, part in enumerate(torch.split(x, self.chunk)))
         if spikes:  # each part placed as made (no list of parts beside the result)
             return spike_inputs.cat_as_made(parts, T)
         return torch.cat(list(parts))
 
-    def _part(self, call, part: torch.Tensor) -> torch.Tensor:
-        y = call(part.reshape(part.shape[0] * part.shape[1], *part.shape[2:]))
+    def _part(self, spikes: bool, part: torch.Tensor, bits: torch.Tensor | None) -> torch.Tensor:
+        s = part.reshape(part.shape[0] * part.shape[1], *part.shape[2:])
+        y = spike_inputs.layer_over_spikes(self.layer, s, bits) if spikes else None
+        y = self.layer(s) if y is None else y
         return y.reshape(part.shape[0], part.shape[1], *y.shape[1:])
-
-    def _over_spikes(self, s: torch.Tensor) -> torch.Tensor:
-        y = spike_inputs.layer_over_spikes(self.layer, s)
-        return self.layer(s) if y is None else y
 
 
 class Flatten(nn.Module):

@@ -76,14 +76,21 @@ ENABLED = True
 KERNEL_THREADS: int | None = 1
 
 _MARK = "_neuro_spikes_version"
+_BITS = "_neuro_spike_bits"
 
 
-def mark_spikes(t: torch.Tensor) -> torch.Tensor:
+def mark_spikes(t: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:
     """Mark ``t`` (0/1 values) as spikes at its current version; returns ``t``. Tensors made in inference mode
-    (no version counter, no backward) and tensors under ``torch.compile`` tracing are left unmarked."""
+    (no version counter, no backward) and tensors under ``torch.compile`` tracing are left unmarked.
+
+    ``bits``: ``np.packbits(t != 0)`` of the flattened ``t`` as uint8, when the spiking layer's kernel wrote it
+    along with the spikes (:func:`neuro.kernels.forward_lean`, ``bits_out``); a layer over ``t`` then keeps
+    these instead of packing ``t`` again (:func:`spike_bits`)."""
     if torch.compiler.is_compiling() or type(t) is not torch.Tensor or t.is_inference():
         return t
     setattr(t, _MARK, t._version)
+    if bits is not None:
+        setattr(t, _BITS, bits)
     return t
 
 
@@ -95,9 +102,25 @@ def is_spikes(t) -> bool:
     return version is not None and t._version == version
 
 
+def spike_bits(t) -> torch.Tensor | None:
+    """The packed bits given with marked spikes ``t`` (:func:`mark_spikes`), when they still hold ``t``'s values
+    in ``t``'s element order (``t`` unchanged and C-contiguous) and :data:`PACK` is ``"bits"``; else None."""
+    bits = getattr(t, _BITS, None) if PACK == "bits" and is_spikes(t) else None
+    if bits is None or not t.is_contiguous() or bits.numel() * 8 != t.numel():
+        return None
+    return bits
+
+
 def pass_mark(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Mark ``out`` (a view or exact copy of ``src``'s values) when ``src`` is marked spikes; returns ``out``."""
-    return mark_spikes(out) if is_spikes(src) else out
+    """Mark ``out`` (a view or exact copy of ``src``'s values) when ``src`` is marked spikes; returns ``out``.
+    ``src``'s bits go with the mark when ``out`` holds the same elements in the same order (a contiguous view
+    of contiguous ``src``, e.g. a reshape)."""
+    if not is_spikes(src):
+        return out
+    bits = spike_bits(src)
+    same = (bits is not None and out.is_contiguous() and out.data_ptr() == src.data_ptr()
+            and out.numel() == src.numel())
+    return mark_spikes(out, bits if same else None)
 
 
 # -- packing -------------------------------------------------------------------------------------------------
@@ -219,15 +242,20 @@ def _add(acc: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
 
 
 # -- the autograd functions -----------------------------------------------------------------------------------
+def _packed(s: torch.Tensor, bits: torch.Tensor | None) -> torch.Tensor:
+    """``_pack(s)``, or ``bits`` when given (:func:`spike_bits` of the spikes ``s`` is a view of)."""
+    return bits if bits is not None and PACK == "bits" and bits.numel() * 8 == s.numel() else _pack(s)
+
+
 class _SpikeLinear(torch.autograd.Function):
     """``Y = S W^T + b`` with ``S [M, K]`` saved packed (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, s, weight, bias):
+    def forward(ctx, s, weight, bias, bits):
         y = nn.functional.linear(s, weight, bias)  # under the ambient autocast, as nn.Linear would run
         ctx.s_shape, ctx.s_dtype = s.shape, s.dtype
         ctx.bias_dtype = None if bias is None else bias.dtype
-        packed = _pack(s) if ctx.needs_input_grad[1] else None  # only the weight gradient reads S
+        packed = _packed(s, bits) if ctx.needs_input_grad[1] else None  # only the weight gradient reads S
         ctx.save_for_backward(packed, weight)
         return y
 
@@ -246,14 +274,14 @@ class _SpikeLinear(torch.autograd.Function):
             g_b = dy.sum(0).to(ctx.bias_dtype)
         if ctx.needs_input_grad[0]:
             g_s = dy.mm(weight.to(cdt)).to(ctx.s_dtype)
-        return g_s, g_w, g_b
+        return g_s, g_w, g_b, None
 
 
 class _SpikeConv2d(torch.autograd.Function):
     """``Y = conv2d(S, W) + b`` with ``S [N, C, H, W]`` saved packed (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, s, weight, bias, stride, padding, dilation, groups):
+    def forward(ctx, s, weight, bias, stride, padding, dilation, groups, bits):
         # in pieces of images written into the output: one conv2d call over many images holds a second copy of
         # its output for a moment (the backend's reorder), which sets the network's peak (RESULTS.md, "Training
         # step"); each image's result does not depend on the others in the call
@@ -273,7 +301,7 @@ class _SpikeConv2d(torch.autograd.Function):
         ctx.s_shape, ctx.s_dtype = s.shape, s.dtype
         ctx.bias_dtype = None if bias is None else bias.dtype
         ctx.conv = (stride, padding, dilation, groups)
-        packed = _pack(s) if ctx.needs_input_grad[1] else None
+        packed = _packed(s, bits) if ctx.needs_input_grad[1] else None
         ctx.save_for_backward(packed, weight)
         return y
 
@@ -291,17 +319,19 @@ class _SpikeConv2d(torch.autograd.Function):
             return torch.ops.aten.convolution_backward(d, s, w, bias_sizes, stride, padding, dilation, False,
                                                        [0, 0], groups, mask)
 
-        n = ctx.s_shape[0]
-        if need_s:
+        spans = _spans(ctx.s_shape[0], _rows_per_chunk(ctx.s_shape, cdt))
+        if need_s and len(spans) > 1:  # with one chunk its result is dS as it is (no copy)
             g_s = dy.new_empty(ctx.s_shape, dtype=ctx.s_dtype)
         # one call per chunk for every gradient needed (as torch's own backward, which is one chunk): the input
         # gradient needs only the chunk's shape, the weight's the unpacked chunk
-        for start, stop in _spans(n, _rows_per_chunk(ctx.s_shape, cdt)):
+        for start, stop in spans:
             shape = (stop - start, *ctx.s_shape[1:])
             s_c = _unpack(packed, ctx.s_shape, start, stop, cdt) if need_w else dy.new_empty(1).expand(shape)
             gs, gw, gb = conv_backward(dy[start:stop], s_c, [need_s, need_w, need_b])
             del s_c
-            if need_s:
+            if need_s and len(spans) == 1:
+                g_s = gs.to(ctx.s_dtype)
+            elif need_s:
                 g_s[start:stop] = gs
             if need_w:
                 g_w = _add(g_w, gw)
@@ -312,7 +342,7 @@ class _SpikeConv2d(torch.autograd.Function):
             g_w = g_w.to(weight.dtype)
         if need_b:
             g_b = g_b.to(ctx.bias_dtype)
-        return g_s, g_w, g_b, None, None, None, None
+        return g_s, g_w, g_b, None, None, None, None, None
 
 
 class _Place(torch.autograd.Function):
@@ -359,26 +389,28 @@ def _hooked(m: nn.Module) -> bool:
                 or _module._global_forward_hooks or _module._global_forward_pre_hooks)
 
 
-def _linear(layer: nn.Linear, s: torch.Tensor) -> torch.Tensor | None:
+def _linear(layer: nn.Linear, s: torch.Tensor, bits: torch.Tensor | None) -> torch.Tensor | None:
     if s.dim() < 1 or s.shape[-1] != layer.in_features:
         return None  # the plain call raises its own error
-    y = _SpikeLinear.apply(s.reshape(-1, s.shape[-1]), layer.weight, layer.bias)
+    y = _SpikeLinear.apply(s.reshape(-1, s.shape[-1]), layer.weight, layer.bias, bits)
     return y.reshape(*s.shape[:-1], y.shape[-1])
 
 
-def _conv2d(layer: nn.Conv2d, s: torch.Tensor) -> torch.Tensor | None:
+def _conv2d(layer: nn.Conv2d, s: torch.Tensor, bits: torch.Tensor | None) -> torch.Tensor | None:
     if (layer.padding_mode != "zeros" or isinstance(layer.padding, str) or s.dim() != 4
             or s.shape[1] != layer.in_channels):
         return None
     return _SpikeConv2d.apply(s, layer.weight, layer.bias, list(layer.stride), list(layer.padding),
-                              list(layer.dilation), layer.groups)
+                              list(layer.dilation), layer.groups, bits)
 
 
-def layer_over_spikes(layer: nn.Module, s: torch.Tensor) -> torch.Tensor | None:
+def layer_over_spikes(layer: nn.Module, s: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor | None:
     """``layer(s)`` with ``s`` (spikes, time folded into the batch) saved packed for backward, or None when this
     path does not apply (the caller then runs ``layer(s)`` itself): it applies to ``nn.Linear``, ``nn.Conv2d``
     and an ``nn.Sequential`` whose first module is one of them (the rest run as usual), none with hooks, their
-    ``forward`` not overridden, on the CPU, with grad mode on and a gradient needed by ``s`` or the layer."""
+    ``forward`` not overridden, on the CPU, with grad mode on and a gradient needed by ``s`` or the layer.
+    ``bits``: ``s``'s packed bits when the spiking layer made them (:func:`spike_bits`), kept instead of
+    packing ``s``."""
     if not ENABLED or s.device.type != "cpu" or not torch.is_grad_enabled():
         return None
     first, rest = layer, ()
@@ -392,7 +424,7 @@ def layer_over_spikes(layer: nn.Module, s: torch.Tensor) -> torch.Tensor | None:
         return None
     if _hooked(first) or not any(t is not None and t.requires_grad for t in (s, first.weight, first.bias)):
         return None  # hooks must see the call; without a gradient nothing is saved anyway
-    y = run(first, s)
+    y = run(first, s, bits)
     if y is None:
         return None
     for m in rest:
