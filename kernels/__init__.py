@@ -321,24 +321,26 @@ def _check_lean(dyn: Dynamics, x, state, params, opts, fmt: str, every: int) -> 
     return T, n
 
 
-def _specialisation(dyn: Dynamics, T: int, n: int, params: np.ndarray, opts, start: np.ndarray
-                    ) -> tuple[tuple[int, ...] | None, bool, tuple[int, ...], np.ndarray]:
-    """How a lean kernel call is compiled: ``(option values or None, uniform, inert states, params to pass)``.
+def _specialisation(T: int, n: int, params: np.ndarray, opts) -> tuple[tuple[int, ...] | None, bool, np.ndarray]:
+    """How a lean kernel call is compiled: ``(option values or None, uniform, params to pass)``.
 
     Calls of at least :data:`SPECIALISE_FROM` neuron-steps get kernels with the option values as constants
-    (one reset mode's arithmetic, which vectorises); when every neuron has the same parameters, one scalar
-    per parameter instead of a row per neuron (``params[:, :1]``); and without the :attr:`Dynamics.inert`
-    states whose parameter is 0 and whose every starting value (``start[..., S, N]``: the initial state, or
-    every checkpoint) is 0, as they stay 0 (a refractory counter with no refractory period). Smaller calls
-    share one kernel per model that reads everything at run time, so they cost no compile of their own.
-    Results are bit-identical either way.
+    (one reset mode's arithmetic, which vectorises) and, when every neuron has the same parameters, one scalar
+    per parameter instead of a row per neuron (``params[:, :1]``); they may also drop inert states
+    (:func:`_inert_states`). Smaller calls share one kernel per model that reads everything at run time, so
+    they cost no compile of their own. Results are bit-identical either way.
     """
     if T * n < SPECIALISE_FROM:
-        return None, False, (), params
+        return None, False, params
     uniform = params.shape[1] == 1 or bool((params == params[:, :1]).all())
-    inert = tuple(s for s, p in dyn.inert if not params[p].any() and not start[..., s, :].any())
-    return (tuple(int(v) for v in opts), uniform, inert,
-            np.ascontiguousarray(params[:, :1]) if uniform else params)
+    return tuple(int(v) for v in opts), uniform, (np.ascontiguousarray(params[:, :1]) if uniform else params)
+
+
+def _inert_states(dyn: Dynamics, params: np.ndarray) -> tuple[int, ...]:
+    """The :attr:`Dynamics.inert` states whose parameter is 0 for every neuron: from a start at 0 they stay 0
+    (a refractory counter with no refractory period), so a specialised call that starts them at 0 leaves them
+    out of its loops and its checkpoints (``ckpt[C, S', N]`` holds the other states, in order)."""
+    return tuple(s for s, p in dyn.inert if not params[p].any())
 
 
 def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: str = "float32", *,
@@ -350,8 +352,9 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
     ``params`` is ``[P, M]`` for one sample's ``M`` neurons (neuron ``j`` of ``N = B M`` uses column
     ``j % M``), or ``[P, N]``. ``state[S, N]`` float32 is updated in place to the final state.
 
-    Returns ``(spikes[T, N] in x's format, ckpt[C, S, N] or None, v[T, N] float32 or None)``: ``ckpt[c]``
-    is the state before step ``c * every``, ``v`` the membrane after each step (``record_v``). With
+    Returns ``(spikes[T, N] in x's format, ckpt[C, S', N] or None, v[T, N] float32 or None)``: ``ckpt[c]``
+    is the state before step ``c * every`` (``S' = S``, or, in a specialised call that dropped inert states
+    because they stayed 0, the other states in order), ``v`` the membrane after each step (``record_v``). With
     ``check_finite``, a NaN or infinity in ``x`` raises ValueError (``state`` is then the final state of a run
     over it: pass a copy to keep yours); the check rides on the kernel's one pass over ``x``. ``bits_out``: a
     C-contiguous uint8 array of ``T N / 8`` bytes (``N % 8 == 0``) that receives ``np.packbits(spikes != 0)``
@@ -377,8 +380,10 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
     check_finite = _checks.check_bool("check_finite", check_finite)
     record_v = _checks.check_bool("record_v", record_v)
     S = len(dyn.state)
+    options, uniform, kparams = _specialisation(T, n, params, opts)
+    inert = () if options is None else tuple(k for k in _inert_states(dyn, params) if not state[k].any())
     spikes = np.empty((T, n), x.dtype)
-    ckpt = np.empty(((T + every - 1) // every if checkpoint else 0, S, n), np.float32)
+    ckpt = np.empty(((T + every - 1) // every if checkpoint else 0, S - len(inert), n), np.float32)
     vrec = np.empty((T, n) if record_v else (1, 1), np.float32)
     nan_x = np.zeros((n + cpu.BLOCK - 1) // cpu.BLOCK, np.float32)
     if bits_out is None:
@@ -389,9 +394,8 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
           or not bits_out.flags.c_contiguous or not bits_out.flags.writeable):
         raise ValueError(f"bits_out must be a writeable C-contiguous uint8 array of shape {(T * n // 8,)}, got "
                          f"{getattr(bits_out, 'dtype', type(bits_out).__name__)} {getattr(bits_out, 'shape', '')}")
-    options, uniform, inert, params = _specialisation(dyn, T, n, params, opts, state)
     kern = cpu.lean_forward_kernel(dyn, fmt, record_v, options, uniform, inert)
-    kern(x, state, params, opts, np.float32(dt), spikes, ckpt, vrec, every, nan_x, bits_out, cpu.BLOCK)
+    kern(x, state, kparams, opts, np.float32(dt), spikes, ckpt, vrec, every, nan_x, bits_out, cpu.BLOCK)
     if check_finite and not np.isfinite(nan_x).all():
         raise ValueError("x contains NaN or infinite values (in float32)")
     return spikes, (ckpt if checkpoint else None), (vrec if record_v else None)
@@ -443,7 +447,10 @@ def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v
     if not dyn.trainable:
         raise ValueError(f"{dyn.name} has no backward step (not trainable by BPTT)")
     C = (T + every - 1) // every
-    for name, a, shape, dtype in (("ckpt", ckpt, (C, S, n), np.float32), ("g_spikes", g_spikes, (T, n), x.dtype),
+    # checkpoints of every state, or of the states other than the inert ones a specialised forward dropped
+    dropped = _inert_states(dyn, params)
+    S_ck = S - len(dropped) if isinstance(ckpt, np.ndarray) and ckpt.ndim == 3 and ckpt.shape[1] < S else S
+    for name, a, shape, dtype in (("ckpt", ckpt, (C, S_ck, n), np.float32), ("g_spikes", g_spikes, (T, n), x.dtype),
                                   ("g_v", g_v, (T, n), np.float32), ("g_final", g_final, (S, n), np.float32)):
         if a is None and name in ("ckpt", "g_spikes"):
             raise ValueError(f"{name} is required")
@@ -466,7 +473,12 @@ def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v
     # specialised on the option values, the reverse sweep holds one reset mode's arithmetic and vectorises
     # (1.4-1.8x faster than reading them at run time, RESULTS.md "Training step"); without parameter gradients
     # their arithmetic is not compiled (the shared kernel of small calls always computes them).
-    options, uniform, inert, params = _specialisation(dyn, T, n, params, opts, ckpt)
+    options, uniform, params = _specialisation(T, n, params, opts)
+    inert = dropped if S_ck < S else ()
+    if inert and options is None:  # the shared kernel reads every state's checkpoint: the dropped ones are 0
+        full = np.zeros((C, S, n), np.float32)
+        full[:, [k for k in range(S) if k not in inert]] = ckpt
+        ckpt, inert = full, ()
     computed = grad_params or options is None
     g_params = np.zeros((P, n) if computed else (0, 0), np.float32)
     kern = cpu.lean_backward_kernel(dyn, sg.grad, fmt, options, computed, g_v is not None, uniform, inert)

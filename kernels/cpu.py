@@ -300,7 +300,8 @@ def _lean_forward_source(dyn: Dynamics, fmt: str, record_v: bool = False,
     call = ", ".join(_state_args("s", S, inert) + [xv] + _param_args(P, uniform) + o + ["dt"])
     store = "".join(f"            s{k}[i] = n{k}\n" for k in live)
     spk = "spk" if fmt == "float32" else f"np.uint16({_ONE_BITS[fmt]}) if spk > 0 else np.uint16(0)"
-    ckpt = "".join(f"            ckpt[c, {k}, lo:hi] = {'_Z' if k in inert else f's{k}'}\n" for k in range(S))
+    # with inert states the checkpoints hold the live states only (row r: state live[r])
+    ckpt = "".join(f"            ckpt[c, {r}, lo:hi] = s{k}\n" for r, k in enumerate(live))
     write_back = "".join(f"    state[{k}, lo:hi] = s{k}\n" for k in live)
     # nan_x[b]: NaN when block b's input holds a NaN or an infinity (x * 0 is NaN exactly then), so the input
     # is checked in the pass that reads it anyway, not by a separate reduction over the whole tensor
@@ -355,7 +356,8 @@ def _lean_backward_source(dyn: Dynamics, fmt: str, options: tuple[int, ...] | No
     # as much as the arithmetic (RESULTS.md, "Training step").
     step_call = ", ".join(_state_args("s", S, inert) + [xv] + p_args + o + ["dt"])
     advance = "".join(f"                s{k}[i] = n{k}\n                seg{k}[j + 1, i] = n{k}\n" for k in live)
-    restore = ("".join(f"        ck{k} = ckpt[c, {k}, lo:hi]\n" for k in live) + "        for i in range(m):\n"
+    restore = ("".join(f"        ck{k} = ckpt[c, {r}, lo:hi]\n" for r, k in enumerate(live))
+               + "        for i in range(m):\n"
                + "".join(f"            s{k}[i] = ck{k}[i]\n            seg{k}[0, i] = ck{k}[i]\n" for k in live))
     # g_spikes' row is copied (or decoded) into a fresh buffer before g_x's row is written: g_x may be
     # g_spikes itself (neuro.nn.functional reuses a dead incoming-gradient buffer)

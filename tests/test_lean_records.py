@@ -216,12 +216,21 @@ def test_specialised_kernels_equal_the_generic_ones(case, grad_params, with_gv, 
     assert built["fwd"] == [(True, options, uniform, inert), (True, None, False, ())]
     assert built["bwd"] == [(options, grad_params, with_gv, uniform, inert), (None, True, with_gv, False, ())]
     (fwd_s, (gx_s, gp_s, gi_s)), (fwd_g, (gx_g, gp_g, gi_g)) = results
-    assert all(np.array_equal(a, b) for a, b in zip(fwd_s, fwd_g, strict=True))
+    live = [k for k in range(len(dyn.state)) if k not in inert]  # the dropped states' checkpoints are not kept
+    assert np.array_equal(fwd_s[1], fwd_g[1][:, live]) and not fwd_g[1][:, list(inert)].any()
+    assert all(np.array_equal(a, b) for k, (a, b) in enumerate(zip(fwd_s, fwd_g, strict=True)) if k != 1)
     assert np.array_equal(gx_s, gx_g) and np.array_equal(gi_s, gi_g)
     assert (gp_s is None and gp_g is None) if not grad_params else np.array_equal(gp_s, gp_g)
     assert fwd_s[0].sum() > 0 and np.abs(gx_s).sum() > 0
     if not inert:  # the refractory counter ran
         assert fwd_s[1][:, dyn.state.index("ref")].max() > 0
+        return
+    # the shared kernel takes the specialised forward's checkpoints too (the dropped states' rows are 0)
+    back = kernels.backward_lean(dyn, sg, x, fwd_s[1], rows, opts, g_spikes.copy(), g_v, g_final, every=4,
+                                 grad_params=grad_params)
+    assert np.array_equal(back[0], gx_g) and np.array_equal(back[2], gi_g)
+    with pytest.raises(ValueError, match="ckpt must be"):  # checkpoints missing another state are refused
+        kernels.backward_lean(dyn, sg, x, fwd_s[1][:, :0], rows, opts, g_spikes.copy(), every=4)
 
 
 def test_workspace_made_per_call_when_too_large_to_keep(monkeypatch):
