@@ -22,7 +22,14 @@ the packed spike inputs of the layers after the neurons (``neuro.nn.spike_inputs
 input saved as the float tensor it is, as before issue 15's packing), ``--pack uint8`` keeps one byte per
 spike instead of one bit (``neuro.nn.spike_inputs.PACK``). Last line: one JSON object.
 
+``--paired R``: the time against the floor measured the way the issue-15 figures are, robust to a machine
+whose load changes from minute to minute: neuro-snn's step and every floor's step built in one process, run
+in turn for R rounds, the order rotated each round (a step run right after the CSNN's all-at-once floor,
+which hands hundreds of MB back to the OS, measured 3-5% slower), the figure the median over rounds of ours
+divided by the round's fastest floor.
+
     python benchmarks/train_step.py [--rounds 5] [--only mlp,csnn,long] [--every K] [--chunk C] [--plain-spikes]
+    python benchmarks/train_step.py --paired 30 --only mlp,csnn
 """
 
 from __future__ import annotations
@@ -253,6 +260,41 @@ def run_one(name: str, rounds: int, every: int | None = None, chunk: int | None 
     return {"ms": 1e3 * statistics.median(times), "mem_mb": mem}
 
 
+def paired_ratio(workload: str, rounds: int) -> dict:
+    """Ours / fastest floor, one process, rotated order, median of per-round ratios (see ``--paired``)."""
+    torch.set_num_threads(2)
+    steps = {}
+    for name in [n for n in WORKLOADS[workload] if not n.startswith("snntorch")]:
+        torch.manual_seed(0)
+        params, step = MODELS[name]()
+        opt = torch.optim.Adam(params.parameters(), lr=1e-3)
+        x, y = _data(name)
+
+        def train_step(step=step, opt=opt, x=x, y=y):
+            loss = step(x, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        for _ in range(3):
+            train_step()
+        steps[name] = train_step
+    names = list(steps)
+    times = {k: [] for k in names}
+    ratios = []
+    for r in range(rounds):
+        row = {}
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            steps[name]()
+            row[name] = time.perf_counter() - t0
+            times[name].append(row[name])
+        ratios.append(row[f"neuro_{workload}"] / min(v for k, v in row.items() if k.startswith("floor")))
+    out = {f"{k}_ms": round(1e3 * statistics.median(v), 1) for k, v in times.items()}
+    return out | {f"{workload}_paired_ratio_to_floor": round(statistics.median(ratios), 3),
+                  "rounds": rounds, "load_average": round(os.getloadavg()[0], 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -262,13 +304,27 @@ def main() -> None:
     ap.add_argument("--plain-spikes", action="store_true",
                     help="neuro-snn's layers after the neurons save their spike input as float (the old path)")
     ap.add_argument("--pack", choices=["bits", "uint8"], default=None, help="packing of saved spike inputs")
+    ap.add_argument("--paired", type=int, default=None, metavar="R",
+                    help="time against the floor only, paired in one process over R rounds (mlp, csnn)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--paired-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(run_one(args.child, args.rounds, args.every, args.chunk, args.plain_spikes, args.pack)))
         return
+    if args.paired_child:
+        print(json.dumps(paired_ratio(args.paired_child, args.paired)))
+        return
     workloads = [w for w in args.only.split(",") if w]
     env_time = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"} | {"NUMBA_NUM_THREADS": "2"}
+    if args.paired is not None:
+        for w in workloads:
+            if w == "long":
+                continue  # no time target against the floor there
+            cmd = [sys.executable, __file__, "--paired-child", w, "--paired", str(args.paired)]
+            print(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env_time).stdout.strip()
+                  .splitlines()[-1], flush=True)
+        return
     env_mem = env_time | {"MALLOC_MMAP_THRESHOLD_": "131072"}
     res = {}
     for w in workloads:
