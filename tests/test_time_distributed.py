@@ -49,3 +49,17 @@ def test_unused_chunk_gets_zero_gradient():
     y[:2].sum().backward()
     assert torch.equal(x.grad[2:], torch.zeros_like(x.grad[2:]))
     torch.testing.assert_close(x.grad[:2], layer.weight.sum(0).expand(2, 2, 4))
+
+
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_no_time_steps(chunk):
+    """An empty time axis gives an empty output of the layer's shape, over spikes (kernel bits path) too."""
+    import neuro
+
+    layer = nn.Linear(8, 3)
+    x = torch.rand(0, 4, 8, requires_grad=True)
+    for inp in (x, neuro.nn.LIF(beta=0.9)(x)):
+        y = TimeDistributed(layer, chunk)(inp)
+        assert y.shape == (0, 4, 3)
+        y.sum().backward()
+        assert x.grad.shape == x.shape and not x.grad.any()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -47,7 +49,7 @@ class TimeDistributed(nn.Module):
         spikes = spike_inputs.ENABLED and spike_inputs.is_spikes(x)
         # the spikes' bits when the spiking layer wrote them with the spikes: bits of step t are bytes
         # t * step ... (t + 1) * step of them
-        step, whole = divmod(x[0].numel(), 8)
+        step, whole = divmod(math.prod(x.shape[1:]), 8)
         bits = spike_inputs.spike_bits(x) if spikes and not whole else None
         if self.chunk is None or self.chunk >= T:
             return self._part(spikes, x, bits)
