@@ -31,7 +31,9 @@ see them either); any other tensor (a copy, a slice, ``s * 1.0``, a concatenatio
 of the tensor object, so it dies with it. :class:`neuro.nn.TimeDistributed` sends a marked input through
 :func:`layer_over_spikes`: ``nn.Linear``, ``nn.Conv2d`` (zero padding given as numbers) or an ``nn.Sequential``
 starting with one, on the CPU, without module hooks, while something needs a gradient; everything else runs
-as before.
+as before. While training on the CPU, a spiking layer's kernel also writes the spikes' bits as it writes the
+spikes (when a time step holds a multiple of 8 spikes) and marks them with the spikes (:func:`spike_bits`):
+the layer after it keeps those, with no packing pass of its own.
 
 Example:
     >>> import torch, neuro
