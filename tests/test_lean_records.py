@@ -84,17 +84,22 @@ def test_gradients_equal_the_full_record_kernels(case, every):
     torch.testing.assert_close(a[4], b[4], rtol=1e-6, atol=1e-6)  # sums over the batch in another order
 
 
-def test_only_the_input_parameter_rows_and_checkpoints_are_saved():
-    layer = neuro.nn.CubaLIF(alpha=0.7, beta=0.9, learn_beta=True)
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_only_the_input_parameter_rows_and_checkpoints_are_saved(per_neuron):
+    """The input, one parameter row per neuron of a sample (one column when every parameter is a scalar) and the
+    checkpoints; no per-step record, no rows over the batch."""
+    beta = torch.linspace(0.8, 0.9, M) if per_neuron else 0.9
+    layer = neuro.nn.CubaLIF(alpha=0.7, beta=beta, learn_beta=True)
     x = torch.rand(T, B, M, requires_grad=True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         spk = layer(x)
     S, P = len(layer.dynamics.state), len(layer.dynamics.params)
     K = kernels.CHECKPOINT_EVERY
-    kernel_saved = [t for t in saved if t.numel() in (T * N, P * M, math.ceil(T / K) * S * N)]
+    cols = M if per_neuron else 1
+    kernel_saved = [t for t in saved if t.numel() in (T * N, P * cols, math.ceil(T / K) * S * N)]
     shapes = sorted(tuple(t.shape) for t in kernel_saved)
-    assert shapes == sorted([(T, N), (P, M), (math.ceil(T / K), S, N)])
+    assert shapes == sorted([(T, N), (P, cols), (math.ceil(T / K), S, N)])
     assert not any(t.numel() >= T * S * N for t in saved)
     spk.sum().backward()
     assert x.grad is not None and layer.beta.grad is not None

@@ -201,7 +201,7 @@ class _FusedSpiking(nn.Module):
         neuron, dyn = self.neuron, self.neuron.dynamics
         T, B = x.shape[0], x.shape[1]
         out = self.out_shape(tuple(x.shape[2:]))
-        params = neuron._rows(neuron.kernel_params(), dyn.params, out, 1, x.device)
+        params = neuron._param_rows(out, x.device)
         init = neuron._initial(state, B, out, x.device)
         names, weights = zip(*self.synapse.named_parameters(), strict=True)
         if torch.is_grad_enabled() and not dyn.trainable and (

@@ -188,7 +188,7 @@ class RLIF(LIF):
         if x.shape[-1] != self.size or x.dim() != 3:
             raise ValueError(f"RLIF expects input [T, B, {self.size}], got shape {tuple(x.shape)}")
         T, B = x.shape[0], x.shape[1]
-        params = self._rows(self.kernel_params(), self.dynamics.params, (self.size,), 1, x.device)
+        params = self._param_rows((self.size,), x.device)
         if state is not None and not isinstance(state, dict):
             raise TypeError(f"state must be a dict of state name -> tensor [B, ...], got {type(state).__name__}")
         state = dict(state or {})
