@@ -57,9 +57,10 @@ def get_backend() -> str:
 #: benchmarks/RESULTS.md, "Training step").
 CHECKPOINT_EVERY = 16
 
-#: Neuron-steps (T x N) from which the lean backward kernel is compiled for the call's option values and for
-#: whether parameter gradients are wanted (1.4-2.6x faster; each combination is one more compile of about 7 s).
-#: Smaller calls share one kernel per model that reads the options at run time.
+#: Neuron-steps (T x N) from which the lean kernels are compiled for the call's option values, for parameters
+#: shared by every neuron, for inert states left out and (backward) for whether parameter gradients are wanted
+#: (1.4-2.6x faster; each combination is one more compile of 3-8 s). Smaller calls share one kernel per model
+#: that reads all of it at run time (:func:`_specialisation`).
 SPECIALISE_FROM = 1 << 20
 
 
@@ -388,7 +389,7 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
     nan_x = np.zeros((n + cpu.BLOCK - 1) // cpu.BLOCK, np.float32)
     if bits_out is None:
         bits_out = np.empty(0, np.uint8)
-    elif n % 8 or cpu.BLOCK % 8:
+    elif n % 8:
         raise ValueError(f"bits_out needs N divisible by 8 (each block's row of spikes starts on a byte), got N = {n}")
     elif (not isinstance(bits_out, np.ndarray) or bits_out.dtype != np.uint8 or bits_out.shape != (T * n // 8,)
           or not bits_out.flags.c_contiguous or not bits_out.flags.writeable):

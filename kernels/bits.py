@@ -143,20 +143,31 @@ def _bswap(typingctx, w):
     return sig, codegen
 
 
+@numba.njit(inline="always")
+def pack_span(x, start, count, mask, out):
+    """Bits of ``(x[start:start + count] & mask) != 0`` into the bytes ``out[start // 8:]`` (``start % 8 == 0``;
+    a last partial byte padded with zero bits): 64 elements a word, the elements after the last whole word one
+    bit at a time. For numba code, e.g. the spiking layers' forward kernels (one block's row of spikes)."""
+    o = start >> 3
+    words = count >> 6
+    for w in range(words):
+        _store_word(out, o + 8 * w, _load_flags(x, start + 64 * w, mask))
+    for j in range(8 * words, (count + 7) >> 3):
+        byte = np.uint8(0)
+        for i in range(8 * j, min(8 * j + 8, count)):
+            if x[start + i] & mask:
+                byte |= np.uint8(0x80 >> (i - 8 * j))
+        out[o + j] = byte
+
+
 @_PJIT
 def _pack(x, mask, out, block):
     n = x.size
     words = n // 64
     for b in numba.prange((words + block - 1) // block):
-        for w in range(b * block, min((b + 1) * block, words)):
-            _store_word(out, 8 * w, _load_flags(x, 64 * w, mask))
-    # the last partial word (< 64 elements): its bytes one bit at a time
-    for j in range(8 * words, out.size):
-        byte = np.uint8(0)
-        for i in range(8 * j, min(8 * j + 8, n)):
-            if x[i] & mask:
-                byte |= np.uint8(0x80 >> (i - 8 * j))
-        out[j] = byte
+        w0 = b * block
+        pack_span(x, 64 * w0, 64 * (min(w0 + block, words) - w0), mask, out)
+    pack_span(x, 64 * words, n - 64 * words, mask, out)  # the last partial word (< 64 elements)
 
 
 @_PJIT

@@ -276,16 +276,7 @@ def _state_args(prefix: str, n: int, inert: tuple[int, ...]) -> list[str]:
 # [25, 128000] (RESULTS.md, "Training step"). Needs N % 8 == 0, so that every block's row starts on a byte.
 _PACK_ROW = """\
         if bits.shape[0] > 0:
-            e0 = t * x.shape[1] + lo
-            words = m >> 6
-            for w in range(words):
-                _store_word(bits, (e0 >> 3) + 8 * w, _load_flags(sflat, e0 + 64 * w, smask))
-            for j in range(8 * words, m >> 3):
-                byte = np.uint8(0)
-                for k in range(8):
-                    if sflat[e0 + 8 * j + k] & smask:
-                        byte |= np.uint8(0x80 >> k)
-                bits[(e0 >> 3) + j] = byte
+            pack_span(sflat, t * x.shape[1] + lo, m, smask, bits)
 """
 
 
@@ -426,10 +417,8 @@ def _spike_words(fmt: str) -> str:
     return "    sflat = spikes.reshape(-1)\n    smask = np.uint16(0x7FFF)\n"
 
 
-def _lean_imports(dyn: Dynamics, fmt: str, surrogate=None, pack: bool = False) -> tuple[str, dict | None]:
+def _lean_imports(dyn: Dynamics, fmt: str, surrogate=None) -> tuple[str, dict | None]:
     head, inject = _imports(dyn, surrogate)
-    if pack:
-        head = head.rstrip("\n") + "\nfrom neuro.kernels.bits import _load_flags, _store_word\n\n"
     if fmt != "float32":
         head = head.rstrip("\n") + "\nfrom neuro.kernels.cpu import bf16_bits, f16_bits, f16_value  # noqa: F401\n\n"
     return head, inject
@@ -441,7 +430,8 @@ def lean_forward_kernel(dyn: Dynamics, fmt: str = "float32", record_v: bool = Fa
     """The forward kernel that writes state checkpoints (see the section comment) for input format ``fmt``,
     recording the membrane after each step when ``record_v``; specialised for the option values ``options``,
     ``uniform`` parameters (``params[P, 1]``) and ``inert`` states as :func:`lean_backward_kernel` is."""
-    head, _ = _lean_imports(dyn, fmt, pack=True)
+    head, _ = _lean_imports(dyn, fmt)
+    head = head.rstrip("\n") + "\nfrom neuro.kernels.bits import pack_span\n\n"
     source = _lean_forward_source(dyn, fmt, record_v, options, uniform, inert)
     return load(f"{dyn.name}_cpu_lfwd_{fmt}", head + source).forward
 

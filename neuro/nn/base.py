@@ -95,12 +95,9 @@ class SpikingNeuron(nn.Module):
         """The kernel parameters as rows over one sample's neurons, ``[P, prod(sample_shape)]`` float32, or
         ``[P, 1]`` when every parameter is a scalar: the kernels broadcast one column over all neurons, and the
         rows are neither built nor compared (0.1 ms a call on a 1000-neuron layer)."""
-        values = self.kernel_params()
-        tensors = [torch.as_tensor(values.get(name, 0.0), dtype=torch.float32, device=device)
-                   for name in self.dynamics.params]
-        if all(v.dim() == 0 for v in tensors):
-            return torch.stack([v.reshape(1) for v in tensors])
-        return self._rows(values, self.dynamics.params, sample_shape, 1, device)
+        values, names = self.kernel_params(), self.dynamics.params
+        scalars = all(torch.as_tensor(values.get(name, 0.0)).dim() == 0 for name in names)
+        return self._rows(values, names, (1,) if scalars else sample_shape, 1, device)
 
     def _rows(self, values: dict, names, sample_shape, batch: int, device) -> torch.Tensor:
         """``[len(names), batch * prod(sample_shape)]`` float32, one row per name (missing names: 0)."""

@@ -31,7 +31,6 @@ import torch
 
 from neuro import _checks, kernels
 from neuro import surrogate as surrogate_mod
-from neuro.kernels import bits as bits_module
 from neuro.models._base import Dynamics, option_code
 from neuro.nn import spike_inputs
 from neuro.nn.spike_inputs import mark_spikes
@@ -282,8 +281,7 @@ def neuron_layer(dyn: Dynamics, x: torch.Tensor, params: torch.Tensor, init: tor
     if x.device.type == "cpu" and x.dtype in _FORMATS:
         # the kernel also writes the spikes' bits, for a synaptic layer after this one to keep for its weight
         # gradient (spike_inputs) without a pass of its own over the spikes; 1/32 of the spikes' float32 bytes
-        want_bits = (torch.is_grad_enabled() and spike_inputs.ENABLED and spike_inputs.PACK == "bits"
-                     and bits_module.AVAILABLE and x.shape[1] % 8 == 0)
+        want_bits = spike_inputs.bits_wanted(x.shape[1])
         spikes, v, final, bits = _NeuronLayer.apply(x, params, init, dyn, opts, sg, dt, want_v, every, check_finite,
                                                     want_bits)
         return mark_spikes(spikes, bits if want_bits else None), (v if want_v else None), final

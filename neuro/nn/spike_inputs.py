@@ -104,6 +104,13 @@ def is_spikes(t) -> bool:
     return version is not None and t._version == version
 
 
+def bits_wanted(neurons_per_step: int) -> bool:
+    """Whether a spiking layer should have its kernel write the spikes' bits for :func:`mark_spikes`: while
+    training, with bit packing on, and when each time step's spikes fill whole bytes."""
+    return (ENABLED and PACK == "bits" and _bits.AVAILABLE and torch.is_grad_enabled()
+            and neurons_per_step % 8 == 0)
+
+
 def spike_bits(t) -> torch.Tensor | None:
     """The packed bits given with marked spikes ``t`` (:func:`mark_spikes`), when they still hold ``t``'s values
     in ``t``'s element order (``t`` unchanged and C-contiguous) and :data:`PACK` is ``"bits"``; else None."""
