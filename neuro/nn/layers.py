@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from neuro import _checks
-from neuro.nn import spike_inputs
+from neuro.nn import pooling, spike_inputs
 
 
 class TimeDistributed(nn.Module):
@@ -20,7 +20,9 @@ class TimeDistributed(nn.Module):
 
     When ``x`` is the spike output of a :mod:`neuro.nn` spiking layer and ``layer`` is ``nn.Linear``,
     ``nn.Conv2d`` or an ``nn.Sequential`` starting with one, the spikes are kept packed (1 bit each) for the
-    weight gradient instead of as float tensors (:mod:`neuro.nn.spike_inputs`); results are the same.
+    weight gradient instead of as float tensors (:mod:`neuro.nn.spike_inputs`); an ``nn.MaxPool2d`` (the
+    layer, or in an ``nn.Sequential``) keeps only its argmax indices for backward, not its input
+    (:mod:`neuro.nn.pooling`). Results and gradients are the same as the layer's own.
 
     Example:
         >>> import torch
@@ -62,10 +64,21 @@ class TimeDistributed(nn.Module):
         return torch.cat(list(parts))
 
     def _part(self, spikes: bool, part: torch.Tensor, bits: torch.Tensor | None) -> torch.Tensor:
-        s = part.reshape(part.shape[0] * part.shape[1], *part.shape[2:])
-        y = spike_inputs.layer_over_spikes(self.layer, s, bits) if spikes else None
-        y = self.layer(s) if y is None else y
+        y = part.reshape(part.shape[0] * part.shape[1], *part.shape[2:])
+        for k, m in enumerate(_modules_run_by(self.layer)):
+            out = spike_inputs.module_over_spikes(m, y, bits) if spikes and k == 0 else None
+            y = pooling.call(m, y) if out is None else out  # a max pool keeps only its indices
         return y.reshape(part.shape[0], part.shape[1], *y.shape[1:])
+
+
+def _modules_run_by(layer: nn.Module):
+    """The modules ``layer`` runs, in order: those of a plain ``nn.Sequential`` (no hooks, ``forward`` not
+    overridden: calling them one by one is what its ``forward`` does), nested ones opened too; else ``layer``."""
+    if type(layer).forward is nn.Sequential.forward and not spike_inputs.has_hooks(layer):
+        for m in layer:
+            yield from _modules_run_by(m)
+    else:
+        yield layer
 
 
 class Flatten(nn.Module):

@@ -29,8 +29,8 @@ version counter, so after any in-place change of the tensor (or of a view sharin
 counts (edits that bypass the counter, through ``.data`` or a NumPy view, are not seen, as autograd does not
 see them either); any other tensor (a copy, a slice, ``s * 1.0``, a concatenation) is unmarked. The mark is an attribute
 of the tensor object, so it dies with it. :class:`neuro.nn.TimeDistributed` sends a marked input through
-:func:`layer_over_spikes`: ``nn.Linear``, ``nn.Conv2d`` (zero padding given as numbers) or an ``nn.Sequential``
-starting with one, on the CPU, without module hooks, while something needs a gradient; everything else runs
+:func:`module_over_spikes`: ``nn.Linear``, ``nn.Conv2d`` (zero padding given as numbers), alone or first in an
+``nn.Sequential``, on the CPU, without module hooks, while something needs a gradient; everything else runs
 as before. While training on the CPU, a spiking layer's kernel also writes the spikes' bits as it writes the
 spikes (when a time step holds a multiple of 8 spikes) and marks them with the spikes (:func:`spike_bits`):
 the layer after it keeps those, with no packing pass of its own.
@@ -391,7 +391,7 @@ def cat_as_made(parts, rows: int) -> torch.Tensor:
 
 
 # -- dispatch ---------------------------------------------------------------------------------------------------
-def _hooked(m: nn.Module) -> bool:
+def has_hooks(m: nn.Module) -> bool:
     """Whether calling ``m`` would run any hook (the test ``nn.Module.__call__`` makes for its fast path)."""
     return bool(m._backward_hooks or m._backward_pre_hooks or m._forward_hooks or m._forward_pre_hooks
                 or _module._global_backward_pre_hooks or _module._global_backward_hooks
@@ -413,29 +413,21 @@ def _conv2d(layer: nn.Conv2d, s: torch.Tensor, bits: torch.Tensor | None) -> tor
                               list(layer.dilation), layer.groups, bits)
 
 
-def layer_over_spikes(layer: nn.Module, s: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor | None:
-    """``layer(s)`` with ``s`` (spikes, time folded into the batch) saved packed for backward, or None when this
-    path does not apply (the caller then runs ``layer(s)`` itself): it applies to ``nn.Linear``, ``nn.Conv2d``
-    and an ``nn.Sequential`` whose first module is one of them (the rest run as usual), none with hooks, their
-    ``forward`` not overridden, on the CPU, with grad mode on and a gradient needed by ``s`` or the layer.
-    ``bits``: ``s``'s packed bits when the spiking layer made them (:func:`spike_bits`), kept instead of
-    packing ``s``."""
+def module_over_spikes(m: nn.Module, s: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor | None:
+    """``m(s)`` with ``s`` (spikes, time folded into the batch) saved packed for backward, or None when this
+    path does not apply (the caller then runs ``m(s)`` itself): it applies to ``nn.Linear`` and ``nn.Conv2d``
+    without hooks, their ``forward`` not overridden, on the CPU, with grad mode on and a gradient needed by
+    ``s`` or the layer. ``bits``: ``s``'s packed bits when the spiking layer made them (:func:`spike_bits`),
+    kept instead of packing ``s``. (:class:`neuro.nn.TimeDistributed` calls it for the first module of an
+    ``nn.Sequential``.)"""
     if not ENABLED or s.device.type != "cpu" or not torch.is_grad_enabled():
         return None
-    first, rest = layer, ()
-    if type(layer).forward is nn.Sequential.forward and len(layer) and not _hooked(layer):
-        first, rest = layer[0], list(layer)[1:]
-    if type(first).forward is nn.Linear.forward:
+    if type(m).forward is nn.Linear.forward:
         run = _linear
-    elif type(first).forward is nn.Conv2d.forward and type(first)._conv_forward is nn.Conv2d._conv_forward:
+    elif type(m).forward is nn.Conv2d.forward and type(m)._conv_forward is nn.Conv2d._conv_forward:
         run = _conv2d
     else:
         return None
-    if _hooked(first) or not any(t is not None and t.requires_grad for t in (s, first.weight, first.bias)):
+    if has_hooks(m) or not any(t is not None and t.requires_grad for t in (s, m.weight, m.bias)):
         return None  # hooks must see the call; without a gradient nothing is saved anyway
-    y = run(first, s, bits)
-    if y is None:
-        return None
-    for m in rest:
-        y = m(y)
-    return y
+    return run(m, s, bits)

@@ -1,0 +1,70 @@
+"""Max pooling that keeps only its argmax indices for backward.
+
+torch's ``nn.MaxPool2d`` keeps its input ``X [N, C, H, W]`` and the argmax indices ``I`` for backward, but its
+backward reads only ``I`` and the shape of ``X``:
+
+    forward:   Y[n, c, i, j] = max of X[n, c] over window (i, j),   I[n, c, i, j] = h W + w of that maximum
+    backward:  dX = 0,   dX[n, c].flat[I[n, c, i, j]] += dY[n, c, i, j]
+
+After a convolution, ``X`` is the convolution's output: in snnTorch's CSNN (12C5-MP2-64C5-MP2-FC10) the two
+pools' inputs are about half of what a training step keeps, held until backward for their shape alone. A
+:class:`neuro.nn.TimeDistributed` runs a plain ``nn.MaxPool2d`` (its own, or one inside an ``nn.Sequential``)
+through :func:`call`, which keeps ``I`` only: the same kernels as torch (``aten.max_pool2d_with_indices`` and
+its backward), so the same outputs and gradients, bit for bit, and ``X`` is freed as soon as the pool has run.
+(Less memory kept also means fewer fresh pages: on the CSNN, glibc handed the heap back and faulted 50-180 MB
+of new pages into it every step; RESULTS.md, "Training step".)
+
+Example:
+    >>> import torch
+    >>> from neuro.nn import pooling
+    >>> x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    >>> y = pooling.call(torch.nn.MaxPool2d(2), x)
+    >>> torch.equal(y, torch.nn.functional.max_pool2d(x, 2))
+    True
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.modules.utils import _pair
+
+from neuro.nn.spike_inputs import has_hooks
+
+
+class _MaxPool2dIndices(torch.autograd.Function):
+    """``max_pool2d`` of a contiguous ``[N, C, H, W]`` CPU tensor, saving the indices and not the input."""
+
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode):
+        y, indices = torch.ops.aten.max_pool2d_with_indices(x, kernel_size, stride, padding, dilation, ceil_mode)
+        ctx.pool = (kernel_size, stride, padding, dilation, ceil_mode)
+        ctx.x_shape, ctx.x_dtype = x.shape, x.dtype
+        ctx.save_for_backward(indices)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        (indices,) = ctx.saved_tensors
+        # the backward kernel takes the input for its shape, dtype and memory format only: a stride-0 stand-in
+        # of one element (contiguous format, as the input was)
+        stand_in = dy.new_empty(1, dtype=ctx.x_dtype).expand(ctx.x_shape)
+        dx = torch.ops.aten.max_pool2d_with_indices_backward(dy, stand_in, *ctx.pool, indices)
+        return dx, None, None, None, None, None
+
+
+def _applies(m: nn.Module, x: torch.Tensor) -> bool:
+    return (type(m).forward is nn.MaxPool2d.forward and not m.return_indices and not has_hooks(m)
+            and torch.is_grad_enabled() and x.requires_grad and x.device.type == "cpu" and x.dim() == 4
+            and x.is_contiguous())
+
+
+def call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``m(x)``; when ``m`` is a plain ``nn.MaxPool2d`` (no hooks, ``forward`` not overridden, no
+    ``return_indices``) over a contiguous ``[N, C, H, W]`` CPU tensor that needs a gradient, computed keeping
+    the indices alone for backward (same values and gradients)."""
+    if not _applies(m, x):
+        return m(x)
+    stride = m.kernel_size if m.stride is None else m.stride
+    return _MaxPool2dIndices.apply(x, list(_pair(m.kernel_size)), list(_pair(stride)), list(_pair(m.padding)),
+                                   list(_pair(m.dilation)), m.ceil_mode)
