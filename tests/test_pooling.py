@@ -4,6 +4,9 @@ Reference: torch's own nn.MaxPool2d on the same input (outputs and gradients bit
 saved-tensor hooks for what each keeps.
 """
 
+import contextlib
+
+import numba
 import pytest
 import torch
 from torch import nn
@@ -11,9 +14,13 @@ from torch import nn
 import neuro
 from neuro.nn import TimeDistributed, pooling
 
-POOLS = [dict(kernel_size=2), dict(kernel_size=3, stride=2), dict(kernel_size=3, stride=1, padding=1),
-         dict(kernel_size=2, dilation=2), dict(kernel_size=3, stride=2, ceil_mode=True),
-         dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 0))]
+# the first five go through neuro.kernels.max_pool for float32/float64 (overlapping windows among them: the
+# gradient accumulates), the rest (padding, dilation, ceil mode) through torch's kernels with the indices kept
+KERNEL_POOLS = [dict(kernel_size=2), dict(kernel_size=3, stride=2), dict(kernel_size=(2, 3), stride=(1, 2)),
+                dict(kernel_size=3, stride=1), dict(kernel_size=4, stride=3)]
+POOLS = KERNEL_POOLS + [dict(kernel_size=3, stride=1, padding=1), dict(kernel_size=2, dilation=2),
+                        dict(kernel_size=3, stride=2, ceil_mode=True), dict(kernel_size=(2, 3), stride=(1, 2),
+                                                                             padding=(1, 0))]
 
 
 def _pair_run(pool_kwargs, x, g, lean: bool):
@@ -31,6 +38,7 @@ def test_same_values_and_gradients_as_torch(kw, dtype):
     x = torch.randn(3, 4, 9, 10, generator=gen).to(dtype)
     x[0, 0, :2, :2] = 1.5  # ties: the first maximum wins
     x[1, 2, 3, 4] = float("nan")  # NaN propagates
+    x[1, 3, 0, 0] = x[1, 3, 1, 1] = float("nan")  # two in a window: torch's index is the later one
     x[2, 1] = float("-inf")
     y_ref = nn.MaxPool2d(**kw)(x)
     g = torch.randn(y_ref.shape, generator=gen).to(dtype)
@@ -38,6 +46,47 @@ def test_same_values_and_gradients_as_torch(kw, dtype):
     y_t, gx_t = _pair_run(kw, x, g, lean=False)
     assert torch.equal(y.isnan(), y_t.isnan()) and torch.equal(y.nan_to_num(), y_t.nan_to_num())
     assert torch.equal(gx, gx_t)
+
+
+@pytest.mark.parametrize("kw", KERNEL_POOLS)
+def test_kernel_path_keeps_one_byte_per_output(kw, monkeypatch):
+    """float32 pools without padding or dilation: neuro.kernels.max_pool, uint8 window offsets saved, the same
+    bits on one thread and two, a gradient arriving as a stride-0 tensor handled."""
+    calls = []
+    real = pooling._kernels.forward
+    monkeypatch.setattr(pooling._kernels, "forward", lambda *a: calls.append(1) or real(*a))
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 3, 11, 10, generator=gen, requires_grad=True)
+    m = nn.MaxPool2d(**kw)
+    results = []
+    for threads in (1, 2):
+        with numba_threads(threads):
+            y, saved = _saved_tensors(pooling.call, m, x)
+            gx = torch.autograd.grad(y.sum(), x)[0]  # dL/dY: ones, expanded
+            results.append((y, gx))
+        assert [t.dtype for t in saved] == [torch.uint8] and saved[0].shape == y.shape
+    assert calls == [1, 1]
+    y_ref = m(x)
+    gx_ref = torch.autograd.grad(y_ref.sum(), x)[0]
+    for y, gx in results:
+        assert torch.equal(y, y_ref) and torch.equal(gx, gx_ref)
+
+
+@contextlib.contextmanager
+def numba_threads(n):
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _saved_tensors(fn, *args):
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = fn(*args)
+    return out, saved
 
 
 def _saved_shapes(fn, *args):
@@ -117,8 +166,17 @@ def test_bad_pool_raises_torchs_error():
         pooling.call(nn.MaxPool2d(2, padding=2), x)
 
 
-def test_double_backward_matches_torch():
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=(2, 3), stride=1),
+                                dict(kernel_size=2, padding=1)])
+def test_double_backward(kw):
+    """Through the kernel path (offsets turned back into torch's indices) and the indices path."""
     torch.manual_seed(2)
     x = torch.randn(2, 2, 6, 6, dtype=torch.float64, requires_grad=True)
-    m = nn.MaxPool2d(2)
+    m = nn.MaxPool2d(**kw)
     torch.autograd.gradgradcheck(lambda t: pooling.call(m, t), (x,))
+    g = torch.randn(m(x).shape, dtype=torch.float64, requires_grad=True)
+    gx = torch.autograd.grad(pooling.call(m, x), x, g, create_graph=True)[0]
+    gx_ref = torch.autograd.grad(m(x), x, g, create_graph=True)[0]
+    assert torch.equal(gx, gx_ref)
+    w = torch.randn(x.shape, dtype=torch.float64)
+    assert torch.equal(torch.autograd.grad((gx * w).sum(), g)[0], torch.autograd.grad((gx_ref * w).sum(), g)[0])

@@ -29,6 +29,12 @@ def chunk_bytes(monkeypatch):
     return set_
 
 
+def _is_packed(t: torch.Tensor, s: torch.Tensor) -> bool:
+    """Whether saved tensor ``t`` is spikes ``s [T, B, ...]`` packed: flat bits, or uint8 with the spikes'
+    sample shape (not a max pool's uint8 window offsets, neuro.nn.pooling)."""
+    return t.dtype == torch.uint8 and (t.dim() == 1 or tuple(t.shape[1:]) == tuple(s.shape[2:]))
+
+
 def _run(layer: nn.Module, chunk, x, lif, weights, plain: bool, sample_out=None):
     """Loss on ``TimeDistributed(layer, chunk)`` over ``lif(x)``; returns every gradient that exists."""
     for p in [*layer.parameters(), *lif.parameters()]:
@@ -41,7 +47,7 @@ def _run(layer: nn.Module, chunk, x, lif, weights, plain: bool, sample_out=None)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         y = TimeDistributed(layer, chunk)(s.clone() if plain else s)
-    assert any(t.dtype == torch.uint8 for t in saved) != plain  # the path under test was taken
+    assert any(_is_packed(t, s) for t in saved) != plain  # the path under test was taken
     (y * weights(y.shape)).sum().backward()
     grads = {name: p.grad.clone() for name, p in layer.named_parameters() if p.grad is not None}
     grads |= {f"lif.{name}": p.grad.clone() for name, p in lif.named_parameters()}
@@ -140,7 +146,7 @@ def test_saved_input_is_packed(kind, pack, monkeypatch, chunk_bytes):
     steps = (7,) if kind == "linear" else (3, 3, 1)  # TimeDistributed's time chunks: one packed tensor each
     per_part = [s[0].numel() * n for n in steps]
     assert not any(t.is_floating_point() and t.numel() in (*per_part, s.numel()) for t in saved)
-    packed = [t for t in saved if t.dtype == torch.uint8]
+    packed = [t for t in saved if _is_packed(t, s)]
     assert [t.numel() for t in packed] == [math.ceil(n / 8) if pack == "bits" else n for n in per_part]
     start = 0
     for t, n in zip(packed, steps, strict=True):  # the spikes come back exactly

@@ -14,6 +14,12 @@ its backward), so the same outputs and gradients, bit for bit, and ``X`` is free
 (Less memory kept also means fewer fresh pages: on the CSNN, glibc handed the heap back and faulted 50-180 MB
 of new pages into it every step; RESULTS.md, "Training step".)
 
+Float32 and float64 pools without padding or dilation (``ceil_mode=False``, windows of at most 256 elements)
+go further: :mod:`neuro.kernels.max_pool` keeps each maximum's position inside its window as one byte instead
+of torch's int64 index (8x less), and computes forward and backward bit-equal to torch's kernels, 2.7x faster
+in the forward (no branch per element). A double backward (``create_graph=True``) rebuilds the int64 indices and
+goes through torch's differentiable backward.
+
 Example:
     >>> import torch
     >>> from neuro.nn import pooling
@@ -29,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from neuro.kernels import max_pool as _kernels
 from neuro.nn.spike_inputs import has_hooks
 
 
@@ -53,6 +60,56 @@ class _MaxPool2dIndices(torch.autograd.Function):
         return dx, None, None, None, None, None
 
 
+class _MaxPool2dOffsets(torch.autograd.Function):
+    """``max_pool2d`` (no padding, no dilation, floor mode) of a contiguous float32/float64 ``[N, C, H, W]`` CPU
+    tensor by :mod:`neuro.kernels.max_pool`, saving each maximum's offset in its window as uint8."""
+
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride):
+        (kh, kw), (sh, sw) = kernel_size, stride
+        n, c, h, w = x.shape
+        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+        y = x.new_empty((n, c, oh, ow))
+        offsets = torch.empty((n, c, oh, ow), dtype=torch.uint8)
+        _kernels.forward(x.detach().reshape(n * c, h, w).numpy(), kh, kw, sh, sw, y.reshape(n * c, oh, ow).numpy(),
+                         offsets.reshape(n * c, oh, ow).numpy())
+        ctx.pool = (kernel_size, stride)
+        ctx.x_shape = x.shape
+        ctx.save_for_backward(offsets)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        (offsets,) = ctx.saved_tensors
+        (kh, kw), (sh, sw) = ctx.pool
+        n, c, h, w = ctx.x_shape
+        if torch.is_grad_enabled():  # create_graph: torch's differentiable backward on the int64 indices
+            oh, ow = offsets.shape[2:]
+            corner = (torch.arange(oh).mul_(sh * w)[:, None] + torch.arange(ow).mul_(sw)[None, :])
+            o = offsets.long()
+            indices = corner + torch.div(o, kw, rounding_mode="floor") * w + o % kw
+            stand_in = dy.new_empty(1).expand(ctx.x_shape)
+            return torch.ops.aten.max_pool2d_with_indices_backward(dy, stand_in, [kh, kw], [sh, sw], [0, 0], [1, 1],
+                                                                   False, indices), None, None
+        dx = dy.new_empty(ctx.x_shape)
+        dy = dy.contiguous()
+        _kernels.backward(dy.reshape(n * c, *dy.shape[2:]).numpy(), offsets.reshape(n * c, *offsets.shape[2:]).numpy(),
+                          kw, sh, sw, dx.reshape(n * c, h, w).numpy())
+        return dx, None, None
+
+
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
+def _by_kernel(x: torch.Tensor, kernel_size, stride, padding, dilation, ceil_mode: bool) -> bool:
+    """Whether :class:`_MaxPool2dOffsets` takes this pool (else :class:`_MaxPool2dIndices`, which also raises
+    torch's own errors for impossible ones)."""
+    (kh, kw), (sh, sw) = kernel_size, stride
+    return (x.dtype in _KERNEL_DTYPES and padding == [0, 0] and dilation == [1, 1] and not ceil_mode
+            and 0 < kh * kw <= _kernels.MAX_WINDOW and min(kh, kw, sh, sw) > 0 and x.numel() > 0
+            and x.shape[2] >= kh and x.shape[3] >= kw)
+
+
 def _applies(m: nn.Module, x: torch.Tensor) -> bool:
     return (type(m).forward is nn.MaxPool2d.forward and not m.return_indices and not has_hooks(m)
             and torch.is_grad_enabled() and x.requires_grad and x.device.type == "cpu" and x.dim() == 4
@@ -65,6 +122,9 @@ def call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     the indices alone for backward (same values and gradients)."""
     if not _applies(m, x):
         return m(x)
-    stride = m.kernel_size if m.stride is None else m.stride
-    return _MaxPool2dIndices.apply(x, list(_pair(m.kernel_size)), list(_pair(stride)), list(_pair(m.padding)),
-                                   list(_pair(m.dilation)), m.ceil_mode)
+    kernel_size = list(_pair(m.kernel_size))
+    stride = list(_pair(m.kernel_size if m.stride is None else m.stride))
+    padding, dilation = list(_pair(m.padding)), list(_pair(m.dilation))
+    if _by_kernel(x, kernel_size, stride, padding, dilation, m.ceil_mode):
+        return _MaxPool2dOffsets.apply(x, kernel_size, stride)
+    return _MaxPool2dIndices.apply(x, kernel_size, stride, padding, dilation, m.ceil_mode)
