@@ -4,7 +4,8 @@ and against the "floor" (the same matrix products / convolutions with the neuron
 * MLP 784-1000-10, beta 0.95, T = 25, batch 128 (snnTorch tutorial 5), loss: cross-entropy on the output
   membrane at every step. Floor: the two Linear layers as single batched GEMMs over all T*B rows.
 * CSNN 12C5-MP2-64C5-MP2-FC10 on 28x28, T = 25, batch 128 (snnTorch tutorial 7). Floor: the same network
-  without neurons, run the fastest way torch allows here (all T at once or stepping over T, whichever wins).
+  without neurons, run the fastest way here: all T at once or stepping over T, with torch's max pools or with
+  ``neuro.nn.pooling``'s (what ``TimeDistributed`` runs), whichever wins.
 * Long: Linear(512, 4096) + LIF, T = 500, batch 16 (the Open Neuromorphic benchmark shape at 4k neurons),
   loss: mean spike count. Floor: the Linear layer with identity in place of the neurons. neuro-snn twice: the
   default layers (``neuro_long``) and the low-memory fused layer ``neuro.nn.SpikingLinear`` (``neuro_long_low``).
@@ -151,12 +152,21 @@ def snntorch_csnn():
 def floor_csnn(mode="step"):
     c1, p1, c2, p2, fl, fc = _csnn_layers()
     body = nn.Sequential(c1, p1, c2, p2, fl, fc)
+    if mode == "step_neuro_pool":  # the pools through neuro.nn.pooling, as TimeDistributed runs them
+        from neuro.nn import pooling
+
+        def run(t):
+            for m in body:
+                t = pooling.call(m, t)
+            return t
+    else:
+        run = body
 
     def step(x, y):
         if mode == "all":
             out = body(x.reshape(-1, *x.shape[2:])).reshape(x.shape[0], x.shape[1], 10)
         else:
-            out = torch.stack([body(x[t]) for t in range(x.shape[0])])
+            out = torch.stack([run(x[t]) for t in range(x.shape[0])])
         return _membrane_ce(out)(y)
 
     return body, step
@@ -205,10 +215,11 @@ def floor_long():
 MODELS = {"neuro_mlp": neuro_mlp, "snntorch_mlp": snntorch_mlp, "floor_mlp": floor_mlp,
           "neuro_csnn": neuro_csnn, "snntorch_csnn": snntorch_csnn,
           "floor_csnn_step": lambda: floor_csnn("step"), "floor_csnn_all": lambda: floor_csnn("all"),
+          "floor_csnn_step_neuro_pool": lambda: floor_csnn("step_neuro_pool"),
           "neuro_long": neuro_long, "neuro_long_low": neuro_long_low, "snntorch_long": snntorch_long,
           "floor_long": floor_long}
 WORKLOADS = {"mlp": ["neuro_mlp", "snntorch_mlp", "floor_mlp"],
-             "csnn": ["neuro_csnn", "snntorch_csnn", "floor_csnn_step", "floor_csnn_all"],
+             "csnn": ["neuro_csnn", "snntorch_csnn", "floor_csnn_step", "floor_csnn_all", "floor_csnn_step_neuro_pool"],
              "long": ["neuro_long", "neuro_long_low", "snntorch_long", "floor_long"]}
 
 
