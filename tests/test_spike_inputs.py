@@ -402,3 +402,76 @@ def test_low_memory_layer_output_marked():
 def test_bad_parts_for_cat_as_made():
     with pytest.raises(ValueError, match="rows"):
         spike_inputs.cat_as_made(iter([torch.zeros(2, 3)]), 3)
+
+
+# -- narrow Linear: weight gradient summed from the bits (neuro.kernels.spike_grad) ------------------------------
+def _narrow_linear_grads(x, out_features, spy, plain=False):
+    """Weight, bias and input-current gradients of ``TimeDistributed(Linear)`` over ``LIF(x)`` with loss
+    ``sum(y * w)`` (so dL/dY = w), the spikes, ``w``, and how often the bit kernel ran."""
+    torch.manual_seed(5)
+    fc = nn.Linear(x.shape[-1], out_features)
+    x = x.detach().requires_grad_()
+    s = neuro.nn.LIF(beta=0.7)(x)
+    y = TimeDistributed(fc)(s.clone() if plain else s)
+    w = torch.randn(y.shape, generator=torch.Generator().manual_seed(6))
+    spy.clear()
+    (y * w).sum().backward()
+    return fc.weight.grad, fc.bias.grad, x.grad, s.detach(), w, len(spy)
+
+
+@pytest.fixture
+def grad_spy(monkeypatch):
+    from neuro.kernels import spike_grad
+
+    calls = []
+    real = spike_grad.weight_grad
+    monkeypatch.setattr(spike_grad, "weight_grad", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_narrow_linear_weight_grad_from_bits(threads, grad_spy):
+    """Sparse spikes into Linear(64, 5): dW from the bits equals dY^T S summed in float64 and rounded once (the
+    float32 GEMM of the plain path agrees to its own rounding); dB and dS are the plain path's bit for bit."""
+    import numba
+
+    x = 0.3 * _current(9, 7, 64)  # about 10% spikes
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        g_w, g_b, g_x, s, w, calls = _narrow_linear_grads(x, 5, grad_spy)
+    finally:
+        numba.set_num_threads(before)
+    assert calls == 1 and 0.02 < s.mean().item() < spike_inputs.SPARSE_GRAD_RATE
+    ref = w.reshape(-1, 5).double().t() @ s.reshape(-1, 64).double()
+    assert torch.equal(g_w, ref.float())
+    p_w, p_b, p_x, _, _, plain_calls = _narrow_linear_grads(x, 5, grad_spy, plain=True)
+    assert plain_calls == 0
+    assert torch.equal(g_b, p_b) and torch.equal(g_x, p_x)
+    torch.testing.assert_close(g_w, p_w, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["dense spikes", "K not a multiple of 8", "wide output"])
+def test_weight_grad_from_bits_only_where_it_pays(case, grad_spy):
+    x = {"dense spikes": 3.0 * _current(6, 5, 64), "K not a multiple of 8": 0.3 * _current(6, 5, 60),
+         "wide output": 0.3 * _current(6, 5, 64)}[case]
+    out = spike_inputs.SPARSE_GRAD_OUT + 1 if case == "wide output" else 4
+    g_w, g_b, g_x, s, w, calls = _narrow_linear_grads(x, out, grad_spy)
+    assert calls == 0
+    p_w, p_b, p_x, _, _, _ = _narrow_linear_grads(x, out, grad_spy, plain=True)
+    assert torch.equal(g_w, p_w) and torch.equal(g_b, p_b) and torch.equal(g_x, p_x)
+
+
+def test_spike_grad_kernel_against_numpy():
+    from neuro.kernels import spike_grad
+
+    rng = np.random.default_rng(7)
+    for m, k, out in ((1, 8, 1), (37, 24, 3), (300, 1000, 10), (0, 16, 2)):
+        s = rng.random((m, k)) < 0.1
+        dy = rng.standard_normal((m, out)).astype(np.float32)
+        got = spike_grad.weight_grad(np.packbits(s.reshape(-1)), k, dy)
+        assert got.dtype == np.float32 and got.shape == (out, k)
+        assert np.array_equal(got, (dy.T.astype(np.float64) @ s.astype(np.float64)).astype(np.float32))
+    assert abs(spike_grad.spike_rate(np.packbits(rng.random(80_000) < 0.1)) - 0.1) < 0.02
+    with pytest.raises(ValueError, match="K % 8 == 0"):
+        spike_grad.weight_grad(np.zeros(3, np.uint8), 12, np.zeros((2, 1), np.float32))
