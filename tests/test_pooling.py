@@ -180,3 +180,19 @@ def test_double_backward(kw):
     assert torch.equal(gx, gx_ref)
     w = torch.randn(x.shape, dtype=torch.float64)
     assert torch.equal(torch.autograd.grad((gx * w).sum(), g)[0], torch.autograd.grad((gx_ref * w).sum(), g)[0])
+
+
+def test_kernel_path_without_gradients(monkeypatch):
+    """Under no_grad (and for an input that needs none) the kernel computes the pool too, bit-equal."""
+    calls = []
+    real = pooling._kernels.forward
+    monkeypatch.setattr(pooling._kernels, "forward", lambda *a: calls.append(1) or real(*a))
+    x = torch.randn(3, 4, 9, 9, generator=torch.Generator().manual_seed(4))
+    x[0, 0, 0, 0] = float("nan")
+    with torch.no_grad():
+        y = pooling.call(nn.MaxPool2d(3, stride=2), x)
+    y2 = pooling.call(nn.MaxPool2d(3, stride=2), x)
+    y_ref = nn.functional.max_pool2d(x, 3, stride=2)
+    assert calls == [1, 1] and not y2.requires_grad
+    for got in (y, y2):
+        assert torch.equal(got.isnan(), y_ref.isnan()) and torch.equal(got.nan_to_num(), y_ref.nan_to_num())

@@ -1,4 +1,4 @@
-"""Max pooling that keeps only its argmax indices for backward.
+"""Max pooling that keeps only where each maximum was for backward, not its input.
 
 torch's ``nn.MaxPool2d`` keeps its input ``X [N, C, H, W]`` and the argmax indices ``I`` for backward, but its
 backward reads only ``I`` and the shape of ``X``:
@@ -17,8 +17,8 @@ of new pages into it every step; RESULTS.md, "Training step".)
 Float32 and float64 pools without padding or dilation (``ceil_mode=False``, windows of at most 256 elements)
 go further: :mod:`neuro.kernels.max_pool` keeps each maximum's position inside its window as one byte instead
 of torch's int64 index (8x less), and computes forward and backward bit-equal to torch's kernels, 2.7x faster
-in the forward (no branch per element). A double backward (``create_graph=True``) rebuilds the int64 indices and
-goes through torch's differentiable backward.
+in the forward (no branch per element; also under ``torch.no_grad``, where nothing is kept). A double backward
+(``create_graph=True``) rebuilds the int64 indices and goes through torch's differentiable backward.
 
 Example:
     >>> import torch
@@ -110,21 +110,23 @@ def _by_kernel(x: torch.Tensor, kernel_size, stride, padding, dilation, ceil_mod
             and x.shape[2] >= kh and x.shape[3] >= kw)
 
 
-def _applies(m: nn.Module, x: torch.Tensor) -> bool:
+def _plain_pool(m: nn.Module, x: torch.Tensor) -> bool:
     return (type(m).forward is nn.MaxPool2d.forward and not m.return_indices and not has_hooks(m)
-            and torch.is_grad_enabled() and x.requires_grad and x.device.type == "cpu" and x.dim() == 4
-            and x.is_contiguous())
+            and x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous())
 
 
 def call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``m(x)``; when ``m`` is a plain ``nn.MaxPool2d`` (no hooks, ``forward`` not overridden, no
-    ``return_indices``) over a contiguous ``[N, C, H, W]`` CPU tensor that needs a gradient, computed keeping
-    the indices alone for backward (same values and gradients)."""
-    if not _applies(m, x):
+    ``return_indices``) over a contiguous ``[N, C, H, W]`` CPU tensor, by :mod:`neuro.kernels.max_pool` where
+    it applies, else (when ``x`` needs a gradient) by torch's kernels keeping the indices alone: the same values
+    and gradients either way."""
+    if not _plain_pool(m, x):
         return m(x)
     kernel_size = list(_pair(m.kernel_size))
     stride = list(_pair(m.kernel_size if m.stride is None else m.stride))
     padding, dilation = list(_pair(m.padding)), list(_pair(m.dilation))
     if _by_kernel(x, kernel_size, stride, padding, dilation, m.ceil_mode):
         return _MaxPool2dOffsets.apply(x, kernel_size, stride)
-    return _MaxPool2dIndices.apply(x, kernel_size, stride, padding, dilation, m.ceil_mode)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _MaxPool2dIndices.apply(x, kernel_size, stride, padding, dilation, m.ceil_mode)
+    return m(x)
