@@ -475,3 +475,16 @@ def test_spike_grad_kernel_against_numpy():
     assert abs(spike_grad.spike_rate(np.packbits(rng.random(80_000) < 0.1)) - 0.1) < 0.02
     with pytest.raises(ValueError, match="K % 8 == 0"):
         spike_grad.weight_grad(np.zeros(3, np.uint8), 12, np.zeros((2, 1), np.float32))
+
+
+def test_weight_grad_from_bits_not_under_create_graph(grad_spy):
+    """A double backward needs dW as a function of dY: the GEMM path runs then, and its dW equals the bits'."""
+    x = (0.3 * _current(6, 5, 64)).requires_grad_()
+    fc = nn.Linear(64, 3)
+    y = TimeDistributed(fc)(neuro.nn.LIF(beta=0.7)(x))
+    g = torch.randn(y.shape, requires_grad=True)
+    (g_w,) = torch.autograd.grad(y, fc.weight, g, create_graph=True, retain_graph=True)
+    assert grad_spy == [] and g_w.requires_grad
+    (g_w_bits,) = torch.autograd.grad(y, fc.weight, g.detach())
+    assert grad_spy == [1]
+    torch.testing.assert_close(g_w.detach(), g_w_bits, rtol=1e-6, atol=1e-6)

@@ -268,8 +268,10 @@ def _packed(s: torch.Tensor, bits: torch.Tensor | None) -> torch.Tensor:
 
 def _from_bits(packed: torch.Tensor, s_shape: torch.Size, dy: torch.Tensor) -> bool:
     """Whether the Linear's weight gradient is summed from the bits over the set bits alone
-    (:mod:`neuro.kernels.spike_grad`): a narrow output, rows starting on a byte, sparse spikes."""
-    return (packed.dim() == 1 and s_shape[1] % 8 == 0 and dy.dtype in (torch.float32, torch.float64)
+    (:mod:`neuro.kernels.spike_grad`): a narrow output, rows starting on a byte, sparse spikes, and no graph of
+    the backward wanted (``create_graph``: the GEMM path keeps ``dW`` differentiable in ``dY``)."""
+    return (not torch.is_grad_enabled() and packed.dim() == 1 and s_shape[1] % 8 == 0
+            and dy.dtype in (torch.float32, torch.float64)
             and dy.shape[1] <= SPARSE_GRAD_OUT and _spike_grad.spike_rate(packed.numpy()) <= SPARSE_GRAD_RATE)
 
 
