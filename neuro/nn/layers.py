@@ -21,8 +21,9 @@ class TimeDistributed(nn.Module):
     When ``x`` is the spike output of a :mod:`neuro.nn` spiking layer and ``layer`` is ``nn.Linear``,
     ``nn.Conv2d`` or an ``nn.Sequential`` starting with one, the spikes are kept packed (1 bit each) for the
     weight gradient instead of as float tensors (:mod:`neuro.nn.spike_inputs`); an ``nn.MaxPool2d`` (the
-    layer, or in an ``nn.Sequential``) keeps only its argmax indices for backward, not its input
-    (:mod:`neuro.nn.pooling`). Results and gradients are the same as the layer's own.
+    layer, or in an ``nn.Sequential``) keeps only where each maximum was for backward, not its input (one
+    byte an output for float32/float64 pools without padding or dilation, computed by a faster kernel;
+    :mod:`neuro.nn.pooling`). Results and gradients are the same as the layer's own.
 
     Example:
         >>> import torch
