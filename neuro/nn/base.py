@@ -95,8 +95,10 @@ class SpikingNeuron(nn.Module):
         """The kernel parameters as rows over one sample's neurons, ``[P, prod(sample_shape)]`` float32, or
         ``[P, 1]`` when every parameter is a scalar: the kernels broadcast one column over all neurons, and the
         rows are neither built nor compared (0.1 ms a call on a 1000-neuron layer)."""
-        values, names = self.kernel_params(), self.dynamics.params
-        scalars = all(torch.as_tensor(values.get(name, 0.0)).dim() == 0 for name in names)
+        names = self.dynamics.params
+        values = {name: torch.as_tensor(v, dtype=torch.float32, device=device)  # converted once: _rows keeps them
+                  for name, v in self.kernel_params().items() if name in names}
+        scalars = all(v.dim() == 0 for v in values.values())
         return self._rows(values, names, (1,) if scalars else sample_shape, 1, device)
 
     def _rows(self, values: dict, names, sample_shape, batch: int, device) -> torch.Tensor:

@@ -68,7 +68,7 @@ class TimeDistributed(nn.Module):
         y = part.reshape(part.shape[0] * part.shape[1], *part.shape[2:])
         for k, m in enumerate(_modules_run_by(self.layer)):
             out = spike_inputs.module_over_spikes(m, y, bits) if spikes and k == 0 else None
-            y = pooling.call(m, y) if out is None else out  # a max pool keeps only its indices
+            y = pooling.call(m, y) if out is None else out  # a max pool keeps where its maxima were, not y
         return y.reshape(part.shape[0], part.shape[1], *y.shape[1:])
 
 

@@ -46,16 +46,16 @@ class _MaxPool2dIndices(torch.autograd.Function):
     def forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode):
         y, indices = torch.ops.aten.max_pool2d_with_indices(x, kernel_size, stride, padding, dilation, ceil_mode)
         ctx.pool = (kernel_size, stride, padding, dilation, ceil_mode)
-        ctx.x_shape, ctx.x_dtype = x.shape, x.dtype
+        ctx.x_shape = x.shape
         ctx.save_for_backward(indices)
         return y
 
     @staticmethod
     def backward(ctx, dy):
         (indices,) = ctx.saved_tensors
-        # the backward kernel takes the input for its shape, dtype and memory format only: a stride-0 stand-in
-        # of one element (contiguous format, as the input was)
-        stand_in = dy.new_empty(1, dtype=ctx.x_dtype).expand(ctx.x_shape)
+        # the backward kernel takes the input for its shape, dtype (dY's) and memory format only: a stride-0
+        # stand-in of one element (contiguous format, as the input was)
+        stand_in = dy.new_empty(1).expand(ctx.x_shape)
         dx = torch.ops.aten.max_pool2d_with_indices_backward(dy, stand_in, *ctx.pool, indices)
         return dx, None, None, None, None, None
 
@@ -106,7 +106,7 @@ def _by_kernel(x: torch.Tensor, kernel_size, stride, padding, dilation, ceil_mod
     torch's own errors for impossible ones)."""
     (kh, kw), (sh, sw) = kernel_size, stride
     return (x.dtype in _KERNEL_DTYPES and padding == [0, 0] and dilation == [1, 1] and not ceil_mode
-            and 0 < kh * kw <= _kernels.MAX_WINDOW and min(kh, kw, sh, sw) > 0 and x.numel() > 0
+            and kh * kw <= _kernels.MAX_WINDOW and min(kh, kw, sh, sw) > 0 and x.numel() > 0
             and x.shape[2] >= kh and x.shape[3] >= kw)
 
 
