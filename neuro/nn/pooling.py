@@ -39,6 +39,14 @@ from neuro.kernels import max_pool as _kernels
 from neuro.nn.spike_inputs import has_hooks
 
 
+def _backward_by_indices(dy: torch.Tensor, x_shape, pool: tuple, indices: torch.Tensor) -> torch.Tensor:
+    """torch's max-pool backward (differentiable) for ``pool = (kernel_size, stride, padding, dilation,
+    ceil_mode)``. It takes the input for its shape, dtype (dY's) and memory format only: a stride-0 stand-in of
+    one element (contiguous format, as the input was)."""
+    stand_in = dy.new_empty(1).expand(x_shape)
+    return torch.ops.aten.max_pool2d_with_indices_backward(dy, stand_in, *pool, indices)
+
+
 class _MaxPool2dIndices(torch.autograd.Function):
     """``max_pool2d`` of a contiguous ``[N, C, H, W]`` CPU tensor, saving the indices and not the input."""
 
@@ -53,11 +61,7 @@ class _MaxPool2dIndices(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         (indices,) = ctx.saved_tensors
-        # the backward kernel takes the input for its shape, dtype (dY's) and memory format only: a stride-0
-        # stand-in of one element (contiguous format, as the input was)
-        stand_in = dy.new_empty(1).expand(ctx.x_shape)
-        dx = torch.ops.aten.max_pool2d_with_indices_backward(dy, stand_in, *ctx.pool, indices)
-        return dx, None, None, None, None, None
+        return _backward_by_indices(dy, ctx.x_shape, ctx.pool, indices), None, None, None, None, None
 
 
 class _MaxPool2dOffsets(torch.autograd.Function):
@@ -88,9 +92,8 @@ class _MaxPool2dOffsets(torch.autograd.Function):
             corner = (torch.arange(oh).mul_(sh * w)[:, None] + torch.arange(ow).mul_(sw)[None, :])
             o = offsets.long()
             indices = corner + torch.div(o, kw, rounding_mode="floor") * w + o % kw
-            stand_in = dy.new_empty(1).expand(ctx.x_shape)
-            return torch.ops.aten.max_pool2d_with_indices_backward(dy, stand_in, [kh, kw], [sh, sw], [0, 0], [1, 1],
-                                                                   False, indices), None, None
+            pool = ([kh, kw], [sh, sw], [0, 0], [1, 1], False)
+            return _backward_by_indices(dy, ctx.x_shape, pool, indices), None, None
         dx = dy.new_empty(ctx.x_shape)
         dy = dy.contiguous()
         _kernels.backward(dy.reshape(n * c, *dy.shape[2:]).numpy(), offsets.reshape(n * c, *offsets.shape[2:]).numpy(),
