@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np
@@ -62,6 +63,14 @@ CHECKPOINT_EVERY = 16
 #: (1.4-2.6x faster; each combination is one more compile of 3-8 s). Smaller calls share one kernel per model
 #: that reads all of it at run time (:func:`_specialisation`).
 SPECIALISE_FROM = 1 << 20
+
+#: A smaller call, of at least ``SPECIALISE_FROM / 128`` neuron-steps, is specialised too from the
+#: ``SPECIALISE_AFTER_CALLS``-th training step (a forward and a backward call) of the same model with the same
+#: option values in this process. A small layer run every step (snnTorch's MLP's 10-neuron output layer, 32,000
+#: neuron-steps a call: backward kernel 0.25 ms shared, 0.06 ms specialised) pays its compiles once, and a
+#: script or a test that calls it a few times compiles nothing of its own. Results are bit-identical either way.
+SPECIALISE_AFTER_CALLS = 8
+_SMALL_CALLS: Counter = Counter()
 
 
 
@@ -322,19 +331,27 @@ def _check_lean(dyn: Dynamics, x, state, params, opts, fmt: str, every: int) -> 
     return T, n
 
 
-def _specialisation(T: int, n: int, params: np.ndarray, opts) -> tuple[tuple[int, ...] | None, bool, np.ndarray]:
+def _specialisation(dyn: Dynamics, T: int, n: int, params: np.ndarray, opts
+                    ) -> tuple[tuple[int, ...] | None, bool, np.ndarray]:
     """How a lean kernel call is compiled: ``(option values or None, uniform, params to pass)``.
 
-    Calls of at least :data:`SPECIALISE_FROM` neuron-steps get kernels with the option values as constants
-    (one reset mode's arithmetic, which vectorises) and, when every neuron has the same parameters, one scalar
-    per parameter instead of a row per neuron (``params[:, :1]``); they may also drop inert states
-    (:func:`_inert_states`). Smaller calls share one kernel per model that reads everything at run time, so
-    they cost no compile of their own. Results are bit-identical either way.
+    Calls of at least :data:`SPECIALISE_FROM` neuron-steps, and repeated smaller ones
+    (:data:`SPECIALISE_AFTER_CALLS`), get kernels with the option values as constants (one reset mode's
+    arithmetic, which vectorises) and, when every neuron has the same parameters, one scalar per parameter
+    instead of a row per neuron (``params[:, :1]``); they may also drop inert states (:func:`_inert_states`).
+    Other calls share one kernel per model that reads everything at run time, so they cost no compile of their
+    own. Results are bit-identical either way.
     """
+    options = tuple(int(v) for v in opts)
     if T * n < SPECIALISE_FROM:
-        return None, False, params
+        if T * n < SPECIALISE_FROM / 128:
+            return None, False, params
+        # forward and backward both count: training step k makes calls 2k - 1 and 2k
+        _SMALL_CALLS[dyn, options] += 1
+        if _SMALL_CALLS[dyn, options] < 2 * SPECIALISE_AFTER_CALLS - 1:
+            return None, False, params
     uniform = params.shape[1] == 1 or bool((params == params[:, :1]).all())
-    return tuple(int(v) for v in opts), uniform, (np.ascontiguousarray(params[:, :1]) if uniform else params)
+    return options, uniform, (np.ascontiguousarray(params[:, :1]) if uniform else params)
 
 
 def _inert_states(dyn: Dynamics, params: np.ndarray) -> tuple[int, ...]:
@@ -381,7 +398,7 @@ def forward_lean(dyn: Dynamics, x, state, params, opts, dt: float = 1.0, fmt: st
     check_finite = _checks.check_bool("check_finite", check_finite)
     record_v = _checks.check_bool("record_v", record_v)
     S = len(dyn.state)
-    options, uniform, kparams = _specialisation(T, n, params, opts)
+    options, uniform, kparams = _specialisation(dyn, T, n, params, opts)
     inert = () if options is None else tuple(k for k in _inert_states(dyn, params) if not state[k].any())
     spikes = np.empty((T, n), x.dtype)
     ckpt = np.empty(((T + every - 1) // every if checkpoint else 0, S - len(inert), n), np.float32)
@@ -474,7 +491,7 @@ def backward_lean(dyn: Dynamics, surrogate, x, ckpt, params, opts, g_spikes, g_v
     # specialised on the option values, the reverse sweep holds one reset mode's arithmetic and vectorises
     # (1.4-1.8x faster than reading them at run time, RESULTS.md "Training step"); without parameter gradients
     # their arithmetic is not compiled (the shared kernel of small calls always computes them).
-    options, uniform, params = _specialisation(T, n, params, opts)
+    options, uniform, params = _specialisation(dyn, T, n, params, opts)
     inert = dropped if S_ck < S else ()
     if inert and options is None:  # the shared kernel reads every state's checkpoint: the dropped ones are 0
         full = np.zeros((C, S, n), np.float32)

@@ -288,3 +288,42 @@ def test_forward_bits_refused_when_rows_do_not_start_on_a_byte():
     for bad in (np.zeros(5, np.uint8), np.zeros(6, np.int8), np.zeros((2, 3), np.uint8), [0] * 6):
         with pytest.raises(ValueError, match="bits_out must be"):
             kernels.forward_lean(*args, bits_out=bad)
+
+
+def test_small_layers_trained_for_many_steps_switch_to_the_specialised_kernels(monkeypatch):
+    """A call below SPECIALISE_FROM but of at least SPECIALISE_FROM / 128 neuron-steps runs the shared kernels for
+    the first SPECIALISE_AFTER_CALLS - 1 training steps and the specialised ones after; spikes and gradients are
+    bitwise those of the shared kernels all the way."""
+    from collections import Counter
+
+    from neuro.kernels import cpu
+
+    real_f, real_b = cpu.lean_forward_kernel, cpu.lean_backward_kernel
+    built = []
+    monkeypatch.setattr(cpu, "lean_forward_kernel", lambda *a: built.append(("fwd", a[3])) or real_f(*a))
+    monkeypatch.setattr(cpu, "lean_backward_kernel", lambda *a: built.append(("bwd", a[3])) or real_b(*a))
+    g = torch.Generator().manual_seed(3)
+    xs = [torch.rand(5, 4, 20, generator=g) * 1.5 for _ in range(10)]  # 400 neuron-steps a call
+    runs = []
+    for threshold in (1 << 14, 1 << 62):  # 400 is between 2**14 / 128 and 2**14; then never specialised
+        monkeypatch.setattr(kernels, "SPECIALISE_FROM", threshold)
+        monkeypatch.setattr(kernels, "_SMALL_CALLS", Counter())
+        lif_layer = neuro.nn.LIF(beta=0.8)
+        built.clear()
+        out = []
+        for x in xs:
+            x = x.clone().requires_grad_()
+            s, v = lif_layer(x, return_v=True)
+            (s * torch.arange(20.0)).sum().add(v.square().sum()).backward()
+            out.append((s.detach(), v.detach(), x.grad))
+        runs.append(out)
+        options = [o for _, o in built]
+        if threshold == 1 << 14:
+            after = kernels.SPECIALISE_AFTER_CALLS
+            assert options[:2 * after - 2] == [None] * (2 * after - 2)
+            assert options[2 * after - 2:] == [(0, 1)] * (2 * (10 - after + 1))
+        else:
+            assert options == [None] * 20
+    for (s1, v1, g1), (s2, v2, g2) in zip(*runs, strict=True):
+        assert torch.equal(s1, s2) and torch.equal(v1, v2) and torch.equal(g1, g2)
+    assert sum(float(s.sum()) for s, _, _ in runs[0]) > 0
