@@ -5,15 +5,24 @@
 
     dW[o, k] = sum over rows r with S[r, k] = 1 of dY[r, o]
 
-is a sum over the set bits only: for each set bit, one row of ``dY`` added into one row of ``acc [K, OUT]``.
-Unpacking ``S`` to floats for a GEMM writes and reads ``M K`` floats whatever the spike rate; here the cost
-follows the set bits. For a narrow output (snnTorch's MLP 784-1000-10: ``OUT`` = 10, 5.7% spikes) it is 1.4-1.6
-ms against 2.7-2.8 ms for unpack + GEMM; the two meet near 20-25% spikes (``benchmarks/RESULTS.md``), so
+Two kernels, neither of which writes ``S`` out as floats (``M K`` floats that a GEMM would read back):
+
+* :func:`weight_grad` sums over the set bits only: for each set bit, one row of ``dY`` added into one row of
+  ``acc [K, OUT]``, in float64. Its cost follows the set bits, so it pays for very sparse spikes.
+* :func:`weight_grad_dense` runs over every bit: eight rows of bits at a time are expanded to 0/1 floats in a
+  buffer that stays in cache, and each output's accumulator row takes
+  ``acc[o, :] += sum_q dY[r_q, o] S[r_q, :]`` over them, in float32 (a GEMM's arithmetic; a NaN or infinity in
+  ``dY`` spreads to the whole row as it does in the GEMM). Its cost does not depend on the spike rate.
+
+On the Intel Xeon this was measured on ([3200, 1000] spikes, 10 outputs, alone): the sparse kernel 0.56 / 1.16 /
+2.2 ms at 2 / 5.7 / 21% spikes, the dense one 0.70-0.75 ms at any rate, unpacking to floats + GEMM 0.74-0.80 ms
+alone and about twice that inside a training step (the 12.8 MB of floats go to cold memory); in the MLP step,
+alternating the two in one process, the dense kernel made the step 0.96x as long (``benchmarks/RESULTS.md``).
 :func:`spike_rate` lets the caller choose.
 
-The rows are split into :data:`PARTS` fixed parts, each summed in row order into its own float64 accumulator by
-one thread, and the parts added in order: the same bits for any thread count, and exact sums of float32
-terms until they exceed float64's 53 bits (more accurate than a float32 GEMM).
+Both split the rows into :data:`PARTS` fixed parts, each summed in row order into its own accumulator by one
+thread, and add the parts in order in float64: the same bits for any thread count. The sparse kernel's sums of
+float32 terms are exact until they exceed float64's 53 bits (more accurate than a float32 GEMM).
 
 Example:
     >>> import numpy as np
@@ -22,12 +31,16 @@ Example:
     >>> dy = np.array([[1.0], [10.0]], np.float32)
     >>> spike_grad.weight_grad(np.packbits(s != 0), 8, dy).tolist()          # dY^T S
     [[1.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 11.0]]
+    >>> spike_grad.weight_grad_dense(np.packbits(s != 0), 8, dy).tolist()
+    [[1.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 11.0]]
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+from neuro.kernels.bits import _load_word, _store_flags
 
 #: fixed row parts (each one thread's float64 accumulator ``[K, OUT]``): the result does not depend on threads
 PARTS = 8
@@ -56,13 +69,70 @@ def _accumulate(bits, K, dy, acc, first_bit):
                         acc[p, k, o] += dy[r, o]
 
 
+#: rows of bits expanded per pass of the dense kernel (each pass reads and writes the accumulator once): 8 rows
+#: took 0.71 ms on the MLP's [3200, 1000] x 10 outputs, 4 rows 0.78, 1 row 1.3
+_DENSE_ROWS = 8
+_ONE_F32 = np.uint32(0x3F800000)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _dense_accumulate(bits, K, dy, acc):
+    M, OUT = dy.shape
+    parts = acc.shape[0]
+    row_bytes = K >> 3
+    words = K >> 6
+    for p in numba.prange(parts):
+        a = acc[p]
+        # 64 floats of slack: a row's bits are expanded 64 at a time
+        rows_u = np.zeros((_DENSE_ROWS, K + 64), np.uint32)
+        rows = rows_u.view(np.float32)
+        d = np.zeros(_DENSE_ROWS, np.float32)
+        r0, r1 = p * M // parts, (p + 1) * M // parts
+        for rb in range(r0, r1, _DENSE_ROWS):
+            n = min(_DENSE_ROWS, r1 - rb)
+            for q in range(n):
+                row = rows_u[q]
+                base = (rb + q) * row_bytes
+                for w in range(words):
+                    _store_flags(row, 64 * w, _load_word(bits, base + 8 * w), _ONE_F32)
+                for k in range(64 * words, K):
+                    row[k] = _ONE_F32 if (bits[base + (k >> 3)] >> (7 - (k & 7))) & 1 else np.uint32(0)
+            s0, s1, s2, s3 = rows[0], rows[1], rows[2], rows[3]
+            s4, s5, s6, s7 = rows[4], rows[5], rows[6], rows[7]
+            for o in range(OUT):
+                for q in range(_DENSE_ROWS):  # rows past the part's end weigh 0 (their 0/1 values are finite)
+                    d[q] = dy[rb + q, o] if q < n else np.float32(0.0)
+                d0, d1, d2, d3, d4, d5, d6, d7 = d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]
+                ao = a[o]
+                for k in range(K):
+                    ao[k] += (((d0 * s0[k] + d1 * s1[k]) + (d2 * s2[k] + d3 * s3[k]))
+                              + ((d4 * s4[k] + d5 * s5[k]) + (d6 * s6[k] + d7 * s7[k])))
+
+
+def _check_bits(name: str, bits: np.ndarray, K: int, M: int) -> None:
+    if K % 8 or not isinstance(bits, np.ndarray) or bits.dtype != np.uint8 or bits.size < M * K // 8:
+        raise ValueError(f"{name}: bits must be uint8 packbits of a [{M}, {K}] matrix with K % 8 == 0 "
+                         f"(got {getattr(bits, 'size', '?')} {getattr(bits, 'dtype', type(bits).__name__)} bytes)")
+
+
+def weight_grad_dense(bits: np.ndarray, K: int, dy: np.ndarray) -> np.ndarray:
+    """``dY^T S`` ``[OUT, K]`` float32 over every bit (see the module docstring), for ``bits`` (uint8,
+    ``np.packbits`` of ``S [M, K]``'s rows, ``K % 8 == 0``) and ``dy [M, OUT]`` (float32, C-contiguous)."""
+    M, out = dy.shape
+    _check_bits("weight_grad_dense", bits, K, M)
+    if dy.dtype != np.float32 or not dy.flags.c_contiguous:
+        raise ValueError(f"weight_grad_dense: dy must be C-contiguous float32, got {dy.dtype}")
+    acc = np.zeros((min(PARTS, max(M, 1)), out, K), np.float32)
+    if M and K:
+        _dense_accumulate(bits.reshape(-1), K, dy, acc)
+    return acc.sum(axis=0, dtype=np.float64).astype(np.float32)
+
+
 def weight_grad(bits: np.ndarray, K: int, dy: np.ndarray) -> np.ndarray:
     """``dY^T S`` ``[OUT, K]`` in ``dy``'s dtype, for ``bits`` (uint8, ``np.packbits`` of ``S [M, K]``'s rows,
     ``K % 8 == 0``) and ``dy [M, OUT]`` (float32 or float64, C-contiguous)."""
     M, out = dy.shape
-    if K % 8 or bits.dtype != np.uint8 or bits.size < M * K // 8:
-        raise ValueError(f"weight_grad: bits must be uint8 packbits of a [{M}, {K}] matrix with K % 8 == 0 "
-                         f"(got {bits.size} {bits.dtype} bytes)")
+    _check_bits("weight_grad", bits, K, M)
     acc = np.zeros((min(PARTS, max(M, 1)), K, out), np.float64)
     _accumulate(bits, K, dy, acc, _FIRST_BIT)
     return acc.sum(axis=0).T.astype(dy.dtype)

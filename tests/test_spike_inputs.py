@@ -179,6 +179,9 @@ def test_kernel_bits_kept_instead_of_packing(kind, chunk, monkeypatch):
     packs = []
     real = spike_inputs._pack
     monkeypatch.setattr(spike_inputs, "_pack", lambda t: packs.append(tuple(t.shape)) or real(t))
+    # the unpacking path, whose gradients are torch's bit for bit (the narrow Linear's weight gradient summed over
+    # every bit instead is another float32 summation order: test_narrowest_linear_weight_grad_over_every_bit)
+    monkeypatch.setattr(spike_inputs, "DENSE_GRAD_OUT", 0)
     if kind == "linear":
         x, layer = _current(7, 4, 16), nn.Linear(16, 5)  # 64 neurons a step
     else:
@@ -421,60 +424,104 @@ def _narrow_linear_grads(x, out_features, spy, plain=False):
 
 @pytest.fixture
 def grad_spy(monkeypatch):
+    """Which spike_grad kernel summed each weight gradient from the bits: "sparse" or "dense"."""
     from neuro.kernels import spike_grad
 
     calls = []
-    real = spike_grad.weight_grad
-    monkeypatch.setattr(spike_grad, "weight_grad", lambda *a: calls.append(1) or real(*a))
+    for name, label in (("weight_grad", "sparse"), ("weight_grad_dense", "dense")):
+        real = getattr(spike_grad, name)
+        monkeypatch.setattr(spike_grad, name, lambda *a, real=real, label=label: calls.append(label) or real(*a))
     return calls
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_narrow_linear_weight_grad_from_bits(threads, grad_spy):
-    """Sparse spikes into Linear(64, 5): dW from the bits equals dY^T S summed in float64 and rounded once (the
-    float32 GEMM of the plain path agrees to its own rounding); dB and dS are the plain path's bit for bit."""
+def test_narrow_linear_weight_grad_from_the_set_bits(threads, grad_spy):
+    """Sparse spikes into Linear(64, 20) (wider than DENSE_GRAD_OUT): dW from the set bits equals dY^T S summed in
+    float64 and rounded once (the float32 GEMM of the plain path agrees to its own rounding); dB and dS are the
+    plain path's bit for bit."""
     import numba
 
     x = 0.3 * _current(9, 7, 64)  # about 10% spikes
+    assert spike_inputs.DENSE_GRAD_OUT < 20 <= spike_inputs.SPARSE_GRAD_OUT
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
-        g_w, g_b, g_x, s, w, calls = _narrow_linear_grads(x, 5, grad_spy)
+        g_w, g_b, g_x, s, w, calls = _narrow_linear_grads(x, 20, grad_spy)
     finally:
         numba.set_num_threads(before)
-    assert calls == 1 and 0.02 < s.mean().item() < spike_inputs.SPARSE_GRAD_RATE
-    ref = w.reshape(-1, 5).double().t() @ s.reshape(-1, 64).double()
+    assert grad_spy == ["sparse"] and 0.02 < s.mean().item() < spike_inputs.SPARSE_GRAD_RATE
+    ref = w.reshape(-1, 20).double().t() @ s.reshape(-1, 64).double()
     assert torch.equal(g_w, ref.float())
+    p_w, p_b, p_x, _, _, plain_calls = _narrow_linear_grads(x, 20, grad_spy, plain=True)
+    assert plain_calls == 0
+    assert torch.equal(g_b, p_b) and torch.equal(g_x, p_x)
+    torch.testing.assert_close(g_w, p_w, rtol=1e-6, atol=1e-6)
+
+
+def test_narrowest_linear_weight_grad_over_every_bit(grad_spy):
+    """Spikes above DENSE_GRAD_FROM_RATE into Linear(64, 5): dW summed over every bit in float32 equals dY^T S
+    (float64 reference) to float32 rounding, the same bits on 1 and 2 threads; dB and dS are the plain path's."""
+    import numba
+
+    x = 0.3 * _current(9, 7, 64)
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            results.append(_narrow_linear_grads(x, 5, grad_spy))
+            assert grad_spy == ["dense"]
+    finally:
+        numba.set_num_threads(before)
+    (g_w, g_b, g_x, s, w, _), (g_w2, *_rest) = results
+    assert spike_inputs.DENSE_GRAD_FROM_RATE < s.mean().item() and torch.equal(g_w, g_w2)
+    ref = w.reshape(-1, 5).double().t() @ s.reshape(-1, 64).double()
+    torch.testing.assert_close(g_w.double(), ref, rtol=1e-6, atol=1e-6)
     p_w, p_b, p_x, _, _, plain_calls = _narrow_linear_grads(x, 5, grad_spy, plain=True)
     assert plain_calls == 0
     assert torch.equal(g_b, p_b) and torch.equal(g_x, p_x)
     torch.testing.assert_close(g_w, p_w, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", ["dense spikes", "K not a multiple of 8", "wide output"])
+@pytest.mark.parametrize("case", ["dense spikes, 17 outputs", "K not a multiple of 8", "wide output"])
 def test_weight_grad_from_bits_only_where_it_pays(case, grad_spy):
-    x = {"dense spikes": 3.0 * _current(6, 5, 64), "K not a multiple of 8": 0.3 * _current(6, 5, 60),
+    x = {"dense spikes, 17 outputs": 3.0 * _current(6, 5, 64), "K not a multiple of 8": 0.3 * _current(6, 5, 60),
          "wide output": 0.3 * _current(6, 5, 64)}[case]
-    out = spike_inputs.SPARSE_GRAD_OUT + 1 if case == "wide output" else 4
+    out = {"dense spikes, 17 outputs": spike_inputs.DENSE_GRAD_OUT + 1,
+           "wide output": spike_inputs.SPARSE_GRAD_OUT + 1}.get(case, 4)
     g_w, g_b, g_x, s, w, calls = _narrow_linear_grads(x, out, grad_spy)
     assert calls == 0
+    if case.startswith("dense"):
+        assert s.mean().item() > spike_inputs.SPARSE_GRAD_RATE
     p_w, p_b, p_x, _, _, _ = _narrow_linear_grads(x, out, grad_spy, plain=True)
     assert torch.equal(g_w, p_w) and torch.equal(g_b, p_b) and torch.equal(g_x, p_x)
 
 
-def test_spike_grad_kernel_against_numpy():
+def test_spike_grad_kernels_against_numpy():
     from neuro.kernels import spike_grad
 
     rng = np.random.default_rng(7)
-    for m, k, out in ((1, 8, 1), (37, 24, 3), (300, 1000, 10), (0, 16, 2)):
+    for m, k, out in ((1, 8, 1), (37, 24, 3), (300, 1000, 10), (0, 16, 2), (61, 136, 16)):
         s = rng.random((m, k)) < 0.1
+        bits = np.packbits(s.reshape(-1))
         dy = rng.standard_normal((m, out)).astype(np.float32)
-        got = spike_grad.weight_grad(np.packbits(s.reshape(-1)), k, dy)
+        ref = dy.T.astype(np.float64) @ s.astype(np.float64)
+        got = spike_grad.weight_grad(bits, k, dy)
         assert got.dtype == np.float32 and got.shape == (out, k)
-        assert np.array_equal(got, (dy.T.astype(np.float64) @ s.astype(np.float64)).astype(np.float32))
+        assert np.array_equal(got, ref.astype(np.float32))
+        dense = spike_grad.weight_grad_dense(bits, k, dy)
+        assert dense.dtype == np.float32 and dense.shape == (out, k)
+        np.testing.assert_allclose(dense, ref, rtol=1e-5, atol=1e-5)
+        # small integers: every float32 partial sum is exact, so the dense kernel must be exact too
+        dy_int = rng.integers(-40, 40, (m, out)).astype(np.float32)
+        exact = (dy_int.T.astype(np.float64) @ s.astype(np.float64)).astype(np.float32)
+        assert np.array_equal(spike_grad.weight_grad_dense(bits, k, dy_int), exact)
     assert abs(spike_grad.spike_rate(np.packbits(rng.random(80_000) < 0.1)) - 0.1) < 0.02
-    with pytest.raises(ValueError, match="K % 8 == 0"):
-        spike_grad.weight_grad(np.zeros(3, np.uint8), 12, np.zeros((2, 1), np.float32))
+    for kernel in (spike_grad.weight_grad, spike_grad.weight_grad_dense):
+        with pytest.raises(ValueError, match="K % 8 == 0"):
+            kernel(np.zeros(3, np.uint8), 12, np.zeros((2, 1), np.float32))
+    with pytest.raises(ValueError, match="float32"):
+        spike_grad.weight_grad_dense(np.zeros(2, np.uint8), 8, np.zeros((2, 1), np.float64))
 
 
 def test_weight_grad_from_bits_not_under_create_graph(grad_spy):
@@ -486,5 +533,5 @@ def test_weight_grad_from_bits_not_under_create_graph(grad_spy):
     (g_w,) = torch.autograd.grad(y, fc.weight, g, create_graph=True, retain_graph=True)
     assert grad_spy == [] and g_w.requires_grad
     (g_w_bits,) = torch.autograd.grad(y, fc.weight, g.detach())
-    assert grad_spy == [1]
+    assert grad_spy == ["dense"]
     torch.testing.assert_close(g_w.detach(), g_w_bits, rtol=1e-6, atol=1e-6)

@@ -19,9 +19,11 @@ call) in the dtype the forward computed in: the input's, or the ``torch.autocast
 come back cast to the dtype of each input as autocast's own casts would return them. With one chunk the
 arithmetic is torch's own backward (bit-equal gradients); with several, ``dW`` (and the conv's ``db``) is a
 sum over chunks in float32 or wider, another summation order. A narrow Linear (at most
-:data:`SPARSE_GRAD_OUT` outputs, ``K % 8 == 0``) over sparse spikes (at most :data:`SPARSE_GRAD_RATE` ones)
-sums ``dW`` from the bits over the set bits alone, in float64 (:mod:`neuro.kernels.spike_grad`): no unpacking,
-and a sum more exact than the float32 GEMM's. The conv's forward and ``dS`` also run in
+:data:`SPARSE_GRAD_OUT` outputs, ``K % 8 == 0``) sums ``dW`` from the bits without unpacking them
+(:mod:`neuro.kernels.spike_grad`). With at most :data:`DENSE_GRAD_OUT` outputs and more than
+:data:`DENSE_GRAD_FROM_RATE` ones among the spikes it sums over every bit in float32, as the GEMM sums; else, over
+sparse spikes (at most :data:`SPARSE_GRAD_RATE` ones), over the set bits alone in float64, a sum more exact than
+the float32 GEMM's. The conv's forward and ``dS`` also run in
 pieces of images (one call over many images holds a second copy of its output for a moment). A chunked
 :class:`~neuro.nn.TimeDistributed` over spikes builds its output with :func:`cat_as_made` instead of a list
 and ``torch.cat``, so finished parts are not held twice.
@@ -74,12 +76,18 @@ PACK = "bits"
 CHUNK_BYTES = 8 << 20
 #: False: every input takes the plain path, as before this module (benchmarks/train_step.py --plain-spikes)
 ENABLED = True
-#: a Linear's weight gradient is summed from the bits over the set bits (neuro.kernels.spike_grad) when it has at
-#: most this many outputs and at most this fraction of its input spikes are ones (a sample of the bits): with 10
-#: outputs over 3200 x 1000 spikes, 0.8 / 1.6 / 2.2 / 2.7 / 3.4 ms at 2 / 5.7 / 10 / 15 / 25% spikes against 2.7-3.6
-#: ms for unpack + GEMM; 32 outputs 1.2-2.9 ms up to 15% against 3.8-4.0 (RESULTS.md, "Training step")
+#: a Linear's weight gradient is summed from the kept bits (neuro.kernels.spike_grad), never unpacked to floats,
+#: when it has at most SPARSE_GRAD_OUT outputs: over the set bits alone (float64) while at most SPARSE_GRAD_RATE of
+#: the spikes are ones (a sample of the bits), and, with at most DENSE_GRAD_OUT outputs (float32 dY), over every bit
+#: once more than DENSE_GRAD_FROM_RATE are. [3200, 1000] spikes (RESULTS.md, "Training step"): on an AMD EPYC, 10
+#: outputs, set bits 0.8 / 1.6 / 2.2 / 2.7 / 3.4 ms at 2 / 5.7 / 10 / 15 / 25% against 2.7-3.6 ms for unpack + GEMM,
+#: 32 outputs 1.2-2.9 ms up to 15% against 3.8-4.0; on an Intel Xeon, 10 outputs, set bits 0.56 / 1.16 / 2.2 ms at
+#: 2 / 5.7 / 21%, every bit 0.70-0.75 ms at any rate, unpack + GEMM 0.74-0.80 ms alone and about twice that inside
+#: a training step (its floats go to cold memory)
 SPARSE_GRAD_OUT = 32
 SPARSE_GRAD_RATE = 0.15
+DENSE_GRAD_OUT = 16
+DENSE_GRAD_FROM_RATE = 0.03
 #: numba threads for the bit kernels of :mod:`neuro.kernels.bits` (None: numba's own setting). 1, because a
 #: parallel region waits for all its threads, and with another busy process on this 2-core machine one of them
 #: is often descheduled for a scheduler slice (the torch regions :func:`_nonzero` avoids). Packing (3200, 1000)
@@ -266,13 +274,18 @@ def _packed(s: torch.Tensor, bits: torch.Tensor | None) -> torch.Tensor:
     return bits if bits is not None and PACK == "bits" and bits.numel() * 8 == s.numel() else _pack(s)
 
 
-def _from_bits(packed: torch.Tensor, s_shape: torch.Size, dy: torch.Tensor) -> bool:
-    """Whether the Linear's weight gradient is summed from the bits over the set bits alone
-    (:mod:`neuro.kernels.spike_grad`): a narrow output, rows starting on a byte, sparse spikes, and no graph of
-    the backward wanted (``create_graph``: the GEMM path keeps ``dW`` differentiable in ``dY``)."""
-    return (not torch.is_grad_enabled() and packed.dim() == 1 and s_shape[1] % 8 == 0
-            and dy.dtype in (torch.float32, torch.float64)
-            and dy.shape[1] <= SPARSE_GRAD_OUT and _spike_grad.spike_rate(packed.numpy()) <= SPARSE_GRAD_RATE)
+def _bit_grad_kernel(packed: torch.Tensor, s_shape: torch.Size, dy: torch.Tensor):
+    """The :mod:`neuro.kernels.spike_grad` function that sums the Linear's weight gradient from the kept bits, or
+    None for unpack + GEMM: a narrow output, rows starting on a byte, and no graph of the backward wanted
+    (``create_graph``: the GEMM path keeps ``dW`` differentiable in ``dY``); then by the spike rate and the width
+    (see :data:`SPARSE_GRAD_OUT`)."""
+    if (torch.is_grad_enabled() or packed.dim() != 1 or s_shape[1] % 8
+            or dy.dtype not in (torch.float32, torch.float64) or dy.shape[1] > SPARSE_GRAD_OUT):
+        return None
+    rate = _spike_grad.spike_rate(packed.numpy())
+    if dy.shape[1] <= DENSE_GRAD_OUT and dy.dtype == torch.float32 and rate > DENSE_GRAD_FROM_RATE:
+        return _spike_grad.weight_grad_dense
+    return _spike_grad.weight_grad if rate <= SPARSE_GRAD_RATE else None
 
 
 class _SpikeLinear(torch.autograd.Function):
@@ -292,8 +305,9 @@ class _SpikeLinear(torch.autograd.Function):
         packed, weight = ctx.saved_tensors
         cdt = dy.dtype  # the dtype the forward computed in (autocast's, or the inputs')
         g_s = g_w = g_b = None
-        if ctx.needs_input_grad[1] and _from_bits(packed, ctx.s_shape, dy):
-            g_w = torch.from_numpy(_spike_grad.weight_grad(packed.numpy(), ctx.s_shape[1], dy.contiguous().numpy()))
+        from_bits = _bit_grad_kernel(packed, ctx.s_shape, dy) if ctx.needs_input_grad[1] else None
+        if from_bits is not None:
+            g_w = torch.from_numpy(from_bits(packed.numpy(), ctx.s_shape[1], dy.contiguous().numpy()))
             g_w = g_w.to(weight.dtype)
         elif ctx.needs_input_grad[1]:  # first: the chunks' temporaries come and go before dS [M, K] exists
             for start, stop in _spans(ctx.s_shape[0], _rows_per_chunk(ctx.s_shape, cdt)):
