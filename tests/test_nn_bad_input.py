@@ -102,11 +102,14 @@ def test_non_finite_input_found_by_the_kernel_anywhere(dtype, bad):
     assert torch.equal(lif(x, state=state), clean)  # and a clean input still runs as before
 
 
-def test_rlif_spikes_are_marked_for_packing():
+def test_rlif_spikes_are_marked_for_packing(monkeypatch):
     """RLIF stacks its per-step spikes itself: the stack is marked, so a TimeDistributed Linear after it keeps
     the spikes as bits, with the plain path's gradients."""
     from neuro.nn import spike_inputs
 
+    # the unpacking path, torch's arithmetic bit for bit (a Linear this narrow would otherwise sum its weight
+    # gradient over every bit, another float32 summation order: tests/test_spike_inputs.py)
+    monkeypatch.setattr(spike_inputs, "DENSE_GRAD_OUT", 0)
     torch.manual_seed(0)
     rlif = neuro.nn.RLIF(8, beta=0.9)
     fc = neuro.nn.TimeDistributed(torch.nn.Linear(8, 3))
