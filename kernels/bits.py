@@ -160,6 +160,20 @@ def pack_span(x, start, count, mask, out):
         out[o + j] = byte
 
 
+@numba.njit(inline="always")
+def unpack_span(packed, start, count, out, one):
+    """``out[:count] = one`` where bits ``8 start ...`` of ``packed`` (packbits order, from byte ``start``) are
+    set, else 0: 64 elements a word, the elements after the last whole word one bit at a time. The inverse of
+    :func:`pack_span`, for numba code that expands a row of bits in a buffer of its own (``out`` takes the raw
+    bits of its dtype, as :func:`unpack_bits` does; :mod:`neuro.kernels.spike_grad`)."""
+    words = count >> 6
+    for w in range(words):
+        _store_flags(out, 64 * w, _load_word(packed, start + 8 * w), one)
+    zero = one ^ one
+    for i in range(64 * words, count):
+        out[i] = one if (packed[start + (i >> 3)] >> (7 - (i & 7))) & 1 else zero
+
+
 @_PJIT
 def _pack(x, mask, out, block):
     n = x.size

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from neuro.kernels.bits import _load_word, _store_flags
+from neuro.kernels.bits import unpack_span
 
 #: fixed row parts (each one thread's float64 accumulator ``[K, OUT]``): the result does not depend on threads
 PARTS = 8
@@ -80,27 +80,21 @@ def _dense_accumulate(bits, K, dy, acc):
     M, OUT = dy.shape
     parts = acc.shape[0]
     row_bytes = K >> 3
-    words = K >> 6
     for p in numba.prange(parts):
         a = acc[p]
-        # 64 floats of slack: a row's bits are expanded 64 at a time
-        rows_u = np.zeros((_DENSE_ROWS, K + 64), np.uint32)
+        # zeros: rows past the part's end are read (weighing 0) and must be finite
+        rows_u = np.zeros((_DENSE_ROWS, K), np.uint32)
         rows = rows_u.view(np.float32)
         d = np.zeros(_DENSE_ROWS, np.float32)
         r0, r1 = p * M // parts, (p + 1) * M // parts
         for rb in range(r0, r1, _DENSE_ROWS):
             n = min(_DENSE_ROWS, r1 - rb)
             for q in range(n):
-                row = rows_u[q]
-                base = (rb + q) * row_bytes
-                for w in range(words):
-                    _store_flags(row, 64 * w, _load_word(bits, base + 8 * w), _ONE_F32)
-                for k in range(64 * words, K):
-                    row[k] = _ONE_F32 if (bits[base + (k >> 3)] >> (7 - (k & 7))) & 1 else np.uint32(0)
+                unpack_span(bits, (rb + q) * row_bytes, K, rows_u[q], _ONE_F32)
             s0, s1, s2, s3 = rows[0], rows[1], rows[2], rows[3]
             s4, s5, s6, s7 = rows[4], rows[5], rows[6], rows[7]
             for o in range(OUT):
-                for q in range(_DENSE_ROWS):  # rows past the part's end weigh 0 (their 0/1 values are finite)
+                for q in range(_DENSE_ROWS):
                     d[q] = dy[rb + q, o] if q < n else np.float32(0.0)
                 d0, d1, d2, d3, d4, d5, d6, d7 = d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]
                 ao = a[o]
